@@ -1,0 +1,36 @@
+# Brokerage Hub: every target creates the virtualenv it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check bench migrate emulator clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)  ## start the web app on 127.0.0.1:5000 (embedded default: SQLite, local secrets, emulator)
+	$(VENV)/bin/flask --app app run --host 127.0.0.1 --port 5000
+
+test: $(STAMP)  ## every test (Postgres ones need TEST_DATABASE_URL; CI sets it)
+	$(PY) -m pytest
+
+check: $(STAMP)  ## formatting, lint, types
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)  ## performance figures for the README
+	$(PY) -m bench
+
+migrate: $(STAMP)  ## bring the database schema up to date
+	$(VENV)/bin/flask --app app migrate
+
+emulator: $(STAMP)  ## run the provider emulator standalone
+	$(PY) -m sandbox --port 8765
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

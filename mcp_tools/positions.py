@@ -1,0 +1,75 @@
+"""The ``get_positions`` tool."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+from mcp_tools import ServicesFactory, tool_error
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+log = logging.getLogger(__name__)
+
+GET_POSITIONS_DOC = """Brokerage positions across every linked account (Plaid and SnapTrade), from cache.
+
+Answers in milliseconds from Brokerage Hub's cache. Each provider's data is
+re-fetched automatically only when its cache has expired (see cache_info:
+ttl_hours, age_hours, as_of, next_refresh_after), so call this freely.
+
+format:
+- "summary": totals per currency by provider, institution and security type, plus top
+  holdings. Start here for "how am I allocated?" questions.
+- "by_account": accounts grouped under provider and institution, each with positions
+  and totals. Use for questions about one account or brokerage.
+- "list": compact ticker, quantity, value, currency per position.
+- "full": every field of every position (largest answer).
+
+refresh_provider: "plaid" or "snaptrade" fetches that provider now before answering.
+A refresh costs provider API calls (and may be billed), so only set it when the person
+asks for up-to-the-minute data or cache_info shows the data is too old for the question.
+Totals are never converted between currencies. A provider marked stale: true in
+cache_info could not be refreshed; its last known data is shown with the error.
+"""
+
+
+def register(server: MCPServer, get_services: ServicesFactory) -> None:
+    from mcp.types import ToolAnnotations
+
+    @server.tool(
+        name="get_positions",
+        description=GET_POSITIONS_DOC,
+        annotations=ToolAnnotations(
+            title="Get brokerage positions",
+            read_only_hint=True,
+            idempotent_hint=True,
+            destructive_hint=False,
+            open_world_hint=True,
+        ),
+    )
+    def get_positions(
+        format: Annotated[
+            Literal["full", "summary", "by_account", "list"],
+            Field(description="Shape of the answer: full, summary, by_account or list."),
+        ] = "full",
+        refresh_provider: Annotated[
+            Literal["plaid", "snaptrade"] | None,
+            Field(description="Fetch this provider now (costs API calls); null uses the cache."),
+        ] = None,
+    ) -> dict[str, Any]:
+        from services.position_views import get_positions_view
+
+        try:
+            return get_positions_view(get_services().positions, format, refresh_provider)
+        except Exception as exc:
+            log.exception("get_positions failed") if not _expected(exc) else None
+            raise tool_error(exc) from exc
+
+
+def _expected(exc: BaseException) -> bool:
+    from services.errors import BrokerageHubError
+
+    return isinstance(exc, BrokerageHubError)

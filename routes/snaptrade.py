@@ -1,0 +1,22 @@
+"""SnapTrade connections page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from routes import services
+from services.position_service import PositionService
+
+bp = Blueprint("snaptrade", __name__, url_prefix="/snaptrade")
+
+
+@bp.get("/")
+def connections():  # type: ignore[no-untyped-def]
+    svc = services()
+    return render_template(
+        "provider_connections.html",
+        provider="snaptrade",
+        title="SnapTrade",
+        connections=svc.connections.list(svc.user_email, "snaptrade"),
+        refresh_hours=PositionService.cache_hours_for_provider("snaptrade"),
+    )

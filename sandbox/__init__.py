@@ -1,0 +1,1 @@
+"""A local emulator of the Plaid and SnapTrade HTTP APIs (see ``sandbox.server``)."""

@@ -1,0 +1,177 @@
+"""Brokerage Hub's own error classes.
+
+Foreign exceptions (SDK, HTTP, boto3) are mapped to these exactly once, at the
+adapter that called the foreign code, with ``raise ... from exc``. Entry points
+catch :class:`BrokerageHubError` and render ``to_dict()``; anything else is a
+bug and surfaces as a generic internal error.
+
+    BrokerageHubError
+    ├── ConfigError                 a setting has a bad value (start-up stops)
+    ├── InvalidInput                the caller sent something we cannot accept
+    ├── NotFound                    a named thing does not exist
+    ├── Conflict                    the request clashes with current state
+    ├── SecretStoreError
+    │   ├── SecretNotFound
+    │   ├── SecretScheduledForDeletion   unreadable until restored
+    │   └── SecretAlreadyExists
+    └── ProviderError               provider, http_status, code, message
+        ├── ProviderUnavailable     5xx, network failure: retried
+        │   └── ProviderTimeout     no answer within the timeout: retried
+        ├── RateLimited             429: retried, honouring Retry-After
+        ├── MalformedResponse       the answer does not have the expected shape
+        ├── ProviderAuthError       our app credentials were refused
+        ├── LoginRequired           the person must re-link (Plaid ITEM_LOGIN_REQUIRED)
+        ├── ConnectionDisabled      SnapTrade connection disabled (code 3003)
+        ├── TradingNotPermitted     SnapTrade 1020 / 1066
+        ├── ItemNotFound            Plaid says the Item is gone
+        └── ProviderRejected        any other 4xx: never retried
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BrokerageHubError(Exception):
+    """Base of every error Brokerage Hub reports on purpose."""
+
+    kind = "error"
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON error shape every surface (HTTP, MCP, CLI) uses."""
+        return {"error": {"type": self.kind, "message": self.message}}
+
+
+class ConfigError(BrokerageHubError):
+    kind = "config_error"
+
+
+class InvalidInput(BrokerageHubError):
+    kind = "invalid_input"
+    http_status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.field:
+            body["error"]["field"] = self.field
+        return body
+
+
+class NotFound(BrokerageHubError):
+    kind = "not_found"
+    http_status = 404
+
+
+class Conflict(BrokerageHubError):
+    kind = "conflict"
+    http_status = 409
+
+
+class SecretStoreError(BrokerageHubError):
+    kind = "secret_store_error"
+
+
+class SecretNotFound(SecretStoreError, NotFound):
+    kind = "secret_not_found"
+
+
+class SecretScheduledForDeletion(SecretStoreError):
+    kind = "secret_scheduled_for_deletion"
+    http_status = 409
+
+
+class SecretAlreadyExists(SecretStoreError):
+    kind = "secret_already_exists"
+    http_status = 409
+
+
+class ProviderError(BrokerageHubError):
+    """A provider call failed. ``retryable`` drives the retry policy."""
+
+    kind = "provider_error"
+    http_status = 502
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.endpoint = endpoint
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["error"].update(
+            {"provider": self.provider, "provider_status": self.status, "provider_code": self.code}
+        )
+        if self.retry_after is not None:
+            body["error"]["retry_after_seconds"] = self.retry_after
+        return body
+
+
+class ProviderUnavailable(ProviderError):
+    kind = "provider_unavailable"
+    http_status = 503
+    retryable = True
+
+
+class ProviderTimeout(ProviderUnavailable):
+    kind = "provider_timeout"
+    http_status = 504
+
+
+class RateLimited(ProviderError):
+    kind = "rate_limited"
+    http_status = 429
+    retryable = True
+
+
+class MalformedResponse(ProviderError):
+    kind = "malformed_response"
+
+
+class ProviderAuthError(ProviderError):
+    kind = "provider_auth_error"
+
+
+class LoginRequired(ProviderError):
+    kind = "login_required"
+    http_status = 409
+
+
+class ConnectionDisabled(ProviderError):
+    kind = "connection_disabled"
+    http_status = 409
+
+
+class TradingNotPermitted(ProviderError):
+    kind = "trading_not_permitted"
+    http_status = 403
+
+
+class ItemNotFound(ProviderError):
+    kind = "item_not_found"
+    http_status = 404
+
+
+class ProviderRejected(ProviderError):
+    kind = "provider_rejected"

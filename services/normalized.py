@@ -1,0 +1,68 @@
+"""The one position schema both providers are normalized into."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
+SECURITY_TYPES = (
+    "equity",
+    "etf",
+    "mutual_fund",
+    "money_market",
+    "fixed_income",
+    "option",
+    "crypto",
+    "cash",
+    "other",
+)
+
+PROVIDERS = ("plaid", "snaptrade")
+
+
+@dataclass(frozen=True)
+class NormalizedPosition:
+    user_email: str
+    provider: str
+    institution: str
+    account_id: str
+    account_name: str | None
+    account_type: str | None
+    account_mask: str | None
+    ticker: str | None
+    name: str | None
+    security_type: str
+    quantity: float
+    price: float | None
+    market_value: float | None
+    cost_basis: float | None
+    currency: str
+    as_of: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+POSITION_FIELDS = tuple(f.name for f in fields(NormalizedPosition))
+
+
+def institution_display_name(slug: str) -> str:
+    """'interactive-brokers' -> 'Interactive Brokers' (used when a provider omits the name)."""
+    return KNOWN_INSTITUTIONS.get(slug, slug.replace("-", " ").title())
+
+
+def institution_slug(name: str) -> str:
+    """'Charles Schwab' -> 'charles-schwab': the form used in secret names."""
+    for slug, display in KNOWN_INSTITUTIONS.items():
+        if display.lower() == name.strip().lower():
+            return slug
+    cleaned = "".join(ch if ch.isalnum() else "-" for ch in name.strip().lower())
+    return "-".join(part for part in cleaned.split("-") if part)
+
+
+KNOWN_INSTITUTIONS = {
+    "merrill-lynch": "Merrill Lynch",
+    "interactive-brokers": "Interactive Brokers",
+    "charles-schwab": "Charles Schwab",
+}

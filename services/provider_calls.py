@@ -1,0 +1,188 @@
+"""What every provider call shares: a timeout, bounded retries, and a line in the call ledger.
+
+The SDK-specific parts (building clients, mapping the SDK's exceptions to
+``services.errors``) live in the loader modules; this module never imports an SDK.
+
+Retries: 429, 5xx and network failures (``ProviderError.retryable``) are retried
+with exponential backoff and full jitter, at most ``RetryPolicy.attempts`` calls
+in all. A 429's Retry-After is honoured; one longer than ``max_wait_seconds`` is
+not waited for at all, because an MCP client gives up on a tool after ~60 s.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from services.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class CallSink(Protocol):
+    """Receives one record per HTTP request sent to a provider (the call ledger)."""
+
+    def record(
+        self,
+        *,
+        provider: str,
+        endpoint: str,
+        subject: str | None,
+        status: str,
+        http_status: int | None,
+        duration_ms: float,
+    ) -> None: ...
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 3
+    base_seconds: float = 0.5
+    max_backoff_seconds: float = 8.0
+    max_wait_seconds: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+# One policy for the process, set by the composition root from the settings
+# (tests swap ``sleep`` for a recorder: time is injected, never slept).
+RETRY_POLICY = RetryPolicy()
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+def _retry_after_too_long(state: RetryCallState) -> bool:
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(exc, "retry_after", None)
+    return retry_after is not None and retry_after > RETRY_POLICY.max_wait_seconds
+
+
+def _wait_seconds(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        return float(retry_after)
+    ceiling = min(
+        RETRY_POLICY.max_backoff_seconds,
+        RETRY_POLICY.base_seconds * 2 ** (state.attempt_number - 1),
+    )
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def call_with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``fn`` (which raises only ProviderError for provider failures) with retries."""
+    retrying = Retrying(
+        stop=stop_after_attempt(RETRY_POLICY.attempts) | _retry_after_too_long,
+        retry=retry_if_exception(_is_retryable),
+        wait=_wait_seconds,
+        sleep=lambda seconds: RETRY_POLICY.sleep(seconds),
+        reraise=True,
+        before_sleep=lambda state: log.info(
+            "retrying %s after attempt %d", getattr(fn, "__name__", "call"), state.attempt_number
+        ),
+    )
+    return retrying(fn, *args, **kwargs)
+
+
+def with_retry(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return call_with_retry(fn, *args, **kwargs)
+
+    return wrapper
+
+
+# --- the call ledger hook -------------------------------------------------------------
+
+# Plaid puts the access token in the body, not the path, so the loader names the
+# Item (its institution slug) for the ledger through this context variable.
+current_subject: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_subject", default=None
+)
+
+
+@contextmanager
+def ledger_subject(subject: str | None) -> Iterator[None]:
+    token = current_subject.set(subject)
+    try:
+        yield
+    finally:
+        current_subject.reset(token)
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def endpoint_of(url: str, base_path: str) -> tuple[str, str | None]:
+    """('/accounts/{id}/balances', '<account uuid>') from a request URL; no query, no secrets."""
+    path = urlsplit(url).path
+    if base_path and path.startswith(base_path):
+        path = path[len(base_path) :] or "/"
+    ids = _UUID.findall(path)
+    return _UUID.sub("{id}", path), (ids[0] if ids else None)
+
+
+def instrument_rest_client(
+    rest_client: Any,
+    *,
+    provider: str,
+    base_path: str,
+    timeout_kwarg: str,
+    timeout: tuple[float, float],
+    sink: CallSink | None,
+) -> None:
+    """Give every request of an SDK's REST client a timeout, and record it in the ledger."""
+    original = rest_client.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get(timeout_kwarg):
+            kwargs[timeout_kwarg] = timeout
+        endpoint, path_subject = endpoint_of(url, base_path)
+        subject = current_subject.get() or path_subject
+        started = time.perf_counter()
+        status, http_status = "ok", None
+        try:
+            response = original(method, url, *args, **kwargs)
+            # Plaid's REST client returns a response with .status; SnapTrade's
+            # wraps the urllib3 response and raises its ApiException later.
+            http_status = getattr(response, "status", None) or getattr(
+                getattr(response, "http_response", None), "status", None
+            )
+            if http_status is not None and http_status >= 400:
+                status = "http_error"
+            return response
+        except Exception as exc:
+            http_status = getattr(exc, "status", None)
+            status = "http_error" if http_status else type(exc).__name__
+            raise
+        finally:
+            duration_ms = (time.perf_counter() - started) * 1000
+            log.debug("%s %s %s -> %s in %.0f ms", provider, method, endpoint, status, duration_ms)
+            if sink is not None:
+                try:
+                    sink.record(
+                        provider=provider,
+                        endpoint=f"{method} {endpoint}",
+                        subject=subject,
+                        status=status,
+                        http_status=http_status,
+                        duration_ms=duration_ms,
+                    )
+                except Exception:  # the ledger must never break a provider call
+                    log.warning("could not record a %s call in the ledger", provider, exc_info=True)
+
+    rest_client.request = request

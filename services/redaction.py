@@ -1,0 +1,101 @@
+"""Keeping credentials out of logs, errors and tool results.
+
+SnapTrade sends ``userSecret`` in the query string and urllib3 puts the whole
+URL into its exception messages, so every text that leaves an adapter goes
+through :func:`redact_text`. Values read from the secret store are also
+registered here, so the logging filter masks them wherever they appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "[REDACTED]"
+
+SENSITIVE_KEYS = frozenset(
+    {
+        "usersecret",
+        "user_secret",
+        "access_token",
+        "public_token",
+        "secret",
+        "consumer_key",
+        "consumerkey",
+        "signature",
+        "password",
+        "plaid-secret",
+    }
+)
+
+_KEY_VALUE = re.compile(
+    r"(?i)(?P<key>[\"']?(?:userSecret|user_secret|access_token|public_token|secret|"
+    r"consumer_?key|signature|password|plaid-secret)[\"']?\s*[=:]\s*[\"']?)(?P<value>[^&\s\"',;}]+)"
+)
+_PLAID_TOKEN = re.compile(r"\b(?:access|public)-(?:sandbox|development|production)-[\w-]+")
+
+_known_secrets: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a credential value so it is masked wherever it might be logged."""
+    if value and len(value) >= 8:
+        with _known_lock:
+            _known_secrets.add(value)
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [
+        (key, MASK if key.lower() in SENSITIVE_KEYS else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="[]")))
+
+
+def redact_text(text: str) -> str:
+    text = _KEY_VALUE.sub(lambda m: m.group("key") + MASK, text)
+    text = _PLAID_TOKEN.sub(MASK, text)
+    with _known_lock:
+        known = sorted(_known_secrets, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials in every record that passes through a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr only (stdout is the MCP wire), through the redacting filter."""
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # These log request bodies and URLs (SecretString, userSecret) at DEBUG; the
+    # filter masks what it recognises, but they have nothing we need below INFO.
+    for noisy in ("botocore", "boto3", "urllib3", "snaptrade_client", "plaid"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -1,0 +1,229 @@
+"""Brokerage Hub's settings: one table of (name, default, help), read from the environment.
+
+Every setting comes from the environment (and an optional ``.env`` file beside
+this module), has a default and a one-line help. The README's settings table
+and ``.env.example`` list exactly these names (a test checks both).
+
+``load_settings()`` validates everything and raises :class:`ConfigError` with
+one line naming the variable, the value and what is allowed; the entry points
+print that line and exit instead of starting half-configured.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from services.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "", "SQLAlchemy URL; empty means a SQLite file in INSTANCE_DIR."),
+    Setting("INSTANCE_DIR", "instance", "Folder for the SQLite file, local secrets and state."),
+    Setting("PLAID_ENV", "emulator", "Plaid environment: emulator, sandbox or production."),
+    Setting("PLAID_CLIENT_ID", "", "Plaid client id (required unless PLAID_ENV=emulator)."),
+    Setting("PLAID_SECRET", "", "Plaid secret (required unless PLAID_ENV=emulator).", True),
+    Setting("PLAID_BASE_URL", "", "Overrides the Plaid host in every env, the emulator too."),
+    Setting("SNAPTRADE_ENV", "emulator", "SnapTrade environment: emulator or production."),
+    Setting("SNAPTRADE_CLIENT_ID", "", "SnapTrade client id (required in production)."),
+    Setting(
+        "SNAPTRADE_CONSUMER_KEY", "", "SnapTrade consumer key (required in production).", True
+    ),
+    Setting("SNAPTRADE_BASE_URL", "", "Overrides the SnapTrade host in every env."),
+    Setting("SECRETS_BACKEND", "local", "Where tokens live: local (0600 JSON file) or aws."),
+    Setting("AWS_REGION", "us-east-1", "AWS region of Secrets Manager when SECRETS_BACKEND=aws."),
+    Setting("DEFAULT_USER_EMAIL", "demo@brokerage-hub.local", "The user whose accounts are shown."),
+    Setting("PLAID_CACHE_HOURS", "72", "Hours Plaid positions are served from cache."),
+    Setting("SNAPTRADE_CACHE_HOURS", "24", "Hours SnapTrade positions are served from cache."),
+    Setting("PROVIDER_TIMEOUT_SECONDS", "20", "Read timeout of every provider HTTP call."),
+    Setting("PROVIDER_RETRY_ATTEMPTS", "3", "Attempts per provider call on 429, 5xx or network."),
+    Setting("LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
+)
+
+SETTING_NAMES = tuple(s.name for s in SETTINGS)
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+PLAID_ENVS = ("emulator", "sandbox", "production")
+SNAPTRADE_ENVS = ("emulator", "production")
+SECRETS_BACKENDS = ("local", "aws")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+PLAID_HOSTS = {
+    "sandbox": "https://sandbox.plaid.com",
+    "production": "https://production.plaid.com",
+}
+SNAPTRADE_HOSTS = {"production": "https://api.snaptrade.com"}
+
+
+def _lenient_hours(name: str, default: int) -> int:
+    # Import must never fail (a REPL user imports this module to read the
+    # figure); a bad value is reported by load_settings() at start-up instead.
+    try:
+        hours = int(os.getenv(name, str(default)))
+    except ValueError:
+        return default
+    return hours if hours >= 0 else default
+
+
+# Kept as a module-level dict because other code imports it by this name. The
+# composition root refreshes it from the validated settings (build_services).
+PROVIDER_CACHE_HOURS: dict[str, int] = {
+    "plaid": _lenient_hours("PLAID_CACHE_HOURS", 72),
+    "snaptrade": _lenient_hours("SNAPTRADE_CACHE_HOURS", 24),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    instance_dir: Path
+    plaid_env: str
+    plaid_client_id: str
+    plaid_secret: str = field(repr=False)
+    plaid_base_url: str
+    snaptrade_env: str
+    snaptrade_client_id: str
+    snaptrade_consumer_key: str = field(repr=False)
+    snaptrade_base_url: str
+    secrets_backend: str
+    aws_region: str
+    default_user_email: str
+    provider_cache_hours: dict[str, int]
+    provider_timeout_seconds: float
+    provider_retry_attempts: int
+    log_level: str
+
+    @property
+    def plaid_uses_emulator(self) -> bool:
+        return self.plaid_env == "emulator" and not self.plaid_base_url
+
+    @property
+    def snaptrade_uses_emulator(self) -> bool:
+        return self.snaptrade_env == "emulator" and not self.snaptrade_base_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _bad(name: str, value: str, allowed: str) -> ConfigError:
+    return ConfigError(f"{name}={value!r} is not valid: {allowed}")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env[name].strip()
+    if value not in allowed:
+        raise _bad(name, value, "allowed values are " + ", ".join(allowed))
+    return value
+
+
+def _whole_hours(env: Mapping[str, str], name: str) -> int:
+    raw = env[name].strip()
+    if not re.fullmatch(r"\d+", raw):
+        raise _bad(name, raw, "a whole number of hours, 0 or more")
+    return int(raw)
+
+
+def _positive_number(env: Mapping[str, str], name: str, *, integer: bool = False) -> float:
+    raw = env[name].strip()
+    try:
+        number = int(raw) if integer else float(raw)
+    except ValueError:
+        number = -1
+    if not math.isfinite(number) or number <= 0:
+        kind = "a whole number" if integer else "a number"
+        raise _bad(name, raw, f"{kind} greater than 0")
+    return number
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    raw = env[name].strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _bad(name, raw, "an http:// or https:// URL such as http://127.0.0.1:8765/plaid")
+    return raw.rstrip("/")
+
+
+def _database_url(env: Mapping[str, str], instance_dir: Path) -> str:
+    raw = env["DATABASE_URL"].strip()
+    if not raw:
+        return f"sqlite:///{instance_dir / 'brokerage_hub.db'}"
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+        raise _bad("DATABASE_URL", raw, "a sqlite:/// or postgresql:// URL")
+    return raw
+
+
+def _required_for_live(env: Mapping[str, str], name: str, env_name: str, env_value: str) -> str:
+    value = env[name].strip()
+    if env_value != "emulator" and not value:
+        raise ConfigError(f"{name} is empty: it is required when {env_name}={env_value}")
+    return value
+
+
+def _read_environment(environ: Mapping[str, str] | None, use_dotenv: bool) -> dict[str, str]:
+    if environ is None:
+        if use_dotenv:
+            from dotenv import load_dotenv
+
+            load_dotenv(PROJECT_ROOT / ".env", override=False)
+        environ = os.environ
+    return {name: environ.get(name, default) for name, default in _DEFAULTS.items()}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool = True) -> Settings:
+    """Read and validate every setting; raise ConfigError on the first bad one."""
+    env = _read_environment(environ, use_dotenv)
+    instance_dir = Path(env["INSTANCE_DIR"].strip() or "instance")
+    if not instance_dir.is_absolute():
+        instance_dir = PROJECT_ROOT / instance_dir
+    plaid_env = _choice(env, "PLAID_ENV", PLAID_ENVS)
+    snaptrade_env = _choice(env, "SNAPTRADE_ENV", SNAPTRADE_ENVS)
+    email = env["DEFAULT_USER_EMAIL"].strip()
+    if not re.fullmatch(r"[^@\s/]+@[^@\s/]+", email):
+        raise _bad("DEFAULT_USER_EMAIL", email, "an email address such as you@example.com")
+    return Settings(
+        database_url=_database_url(env, instance_dir),
+        instance_dir=instance_dir,
+        plaid_env=plaid_env,
+        plaid_client_id=_required_for_live(env, "PLAID_CLIENT_ID", "PLAID_ENV", plaid_env),
+        plaid_secret=_required_for_live(env, "PLAID_SECRET", "PLAID_ENV", plaid_env),
+        plaid_base_url=_url(env, "PLAID_BASE_URL"),
+        snaptrade_env=snaptrade_env,
+        snaptrade_client_id=_required_for_live(
+            env, "SNAPTRADE_CLIENT_ID", "SNAPTRADE_ENV", snaptrade_env
+        ),
+        snaptrade_consumer_key=_required_for_live(
+            env, "SNAPTRADE_CONSUMER_KEY", "SNAPTRADE_ENV", snaptrade_env
+        ),
+        snaptrade_base_url=_url(env, "SNAPTRADE_BASE_URL"),
+        secrets_backend=_choice(env, "SECRETS_BACKEND", SECRETS_BACKENDS),
+        aws_region=env["AWS_REGION"].strip() or "us-east-1",
+        default_user_email=email,
+        provider_cache_hours={
+            "plaid": _whole_hours(env, "PLAID_CACHE_HOURS"),
+            "snaptrade": _whole_hours(env, "SNAPTRADE_CACHE_HOURS"),
+        },
+        provider_timeout_seconds=_positive_number(env, "PROVIDER_TIMEOUT_SECONDS"),
+        provider_retry_attempts=int(
+            _positive_number(env, "PROVIDER_RETRY_ATTEMPTS", integer=True)
+        ),
+        log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS),
+    )

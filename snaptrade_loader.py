@@ -1,0 +1,563 @@
+"""SnapTrade adapter: with ``snaptrade_broker_adapter.py`` the only code that imports ``snaptrade_client``.
+
+SnapTrade calls in, plain dicts and :class:`NormalizedPosition` out; every
+SnapTrade failure leaves as one of ``services.errors`` (mapped once, in
+:func:`map_snaptrade_error`). The module-level functions are also the REPL API:
+each takes the SnapTrade client as a parameter (see :func:`make_snaptrade_client`).
+
+The SnapTrade user id is the person's email; the user secret lives in the
+secret store at ``snaptrade/user_secret/<email>`` and is never logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from services.errors import (
+    ConnectionDisabled,
+    MalformedResponse,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    TradingNotPermitted,
+)
+from services.normalized import NormalizedPosition
+from services.provider_calls import CallSink, call_with_retry, instrument_rest_client
+from services.redaction import redact_text
+
+if TYPE_CHECKING:
+    from snaptrade_client import SnapTrade
+
+    from services.secret_store import SecretStore
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "snaptrade"
+T = TypeVar("T")
+
+SECURITY_TYPE_CODES = {
+    "cs": "equity",
+    "ad": "equity",
+    "ps": "equity",
+    "et": "etf",
+    "etf": "etf",
+    "oef": "mutual_fund",
+    "cef": "mutual_fund",
+    "mf": "mutual_fund",
+    "mmf": "money_market",
+    "bnd": "fixed_income",
+    "crypto": "crypto",
+    "op": "option",
+}
+
+
+# --- client ---------------------------------------------------------------------------
+
+
+def make_snaptrade_client(
+    host: str,
+    client_id: str,
+    consumer_key: str,
+    *,
+    timeout_seconds: float = 20.0,
+    sink: CallSink | None = None,
+) -> SnapTrade:
+    """A SnapTrade client with a timeout on every request (the SDK has none) and a ledger."""
+    from snaptrade_client import SnapTrade, SnapTradeAuth
+    from snaptrade_client.rest import RESTClientObject
+
+    client = SnapTrade(
+        auth=SnapTradeAuth.commercial_api_key(consumer_key=consumer_key, client_id=client_id),
+        host=host,
+    )
+    api_client = client.account_information.api_client  # shared by every tag API
+    # urllib3 would otherwise retry reads on its own, multiplying our bounded retries.
+    api_client.configuration.retries = False
+    api_client.rest_client = RESTClientObject(api_client.configuration)
+    instrument_rest_client(
+        api_client.rest_client,
+        provider=PROVIDER,
+        base_path=urlsplit(host).path.rstrip("/"),
+        timeout_kwarg="timeout",
+        timeout=(min(5.0, timeout_seconds), timeout_seconds),
+        sink=sink,
+    )
+    return client
+
+
+# --- error mapping (the one place SnapTrade's exceptions are translated) ---------------
+
+
+def snaptrade_error_code(exc: Any) -> str | None:
+    """SnapTrade's error code, read from ``code`` or the spec's ``default_code``."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        code = body.get("code") or body.get("default_code")
+        return str(code) if code not in (None, "") else None
+    return None
+
+
+def _detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("default_detail") or "")
+    if isinstance(body, str):
+        return body[:200]
+    return str(getattr(exc, "reason", "") or "")
+
+
+def _retry_after(exc: Any) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    value = None
+    for key in headers:
+        if str(key).lower() == "retry-after":
+            value = headers[key]
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def map_snaptrade_error(exc: BaseException, endpoint: str) -> ProviderError:
+    import urllib3
+    from snaptrade_client import ApiException
+
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return ProviderTimeout(
+            f"SnapTrade did not answer {endpoint} in time", provider=PROVIDER, endpoint=endpoint
+        )
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        # urllib3's message holds the URL, and with it the userSecret: name the class only.
+        return ProviderUnavailable(
+            f"SnapTrade could not be reached for {endpoint} ({type(exc).__name__})",
+            provider=PROVIDER,
+            endpoint=endpoint,
+        )
+    if isinstance(exc, ApiException):
+        status = getattr(exc, "status", None)
+        code = snaptrade_error_code(exc)
+        detail = redact_text(_detail(exc))
+        kwargs: dict[str, Any] = {
+            "provider": PROVIDER,
+            "status": status,
+            "code": code,
+            "endpoint": endpoint,
+        }
+        message = f"SnapTrade {endpoint} failed (HTTP {status}, code {code}): {detail}".rstrip(": ")
+        if status == 429:
+            return RateLimited(message, retry_after=_retry_after(exc), **kwargs)
+        if status == 402 or code == "3003":
+            return ConnectionDisabled(
+                f"{message}. The brokerage connection is disabled: reconnect it through the "
+                "SnapTrade connection portal.",
+                **kwargs,
+            )
+        if code in ("1020", "1066"):
+            return TradingNotPermitted(message, **kwargs)
+        if status == 425 or code == "3012":
+            return ProviderUnavailable(f"{message} (still syncing)", **kwargs)
+        if status == 401 and code == "1076":
+            return ProviderAuthError(f"{message}. Check SNAPTRADE_CONSUMER_KEY.", **kwargs)
+        if status == 401:
+            return ProviderAuthError(
+                f"{message}. The SnapTrade user is unknown or its user secret is wrong.",
+                **kwargs,
+            )
+        if status is not None and status >= 500:
+            return ProviderUnavailable(message, **kwargs)
+        if status == 410:
+            return ProviderRejected(f"{message}. SnapTrade has retired this endpoint.", **kwargs)
+        return ProviderRejected(message, **kwargs)
+    if isinstance(exc, (ValueError, TypeError, KeyError)):
+        return MalformedResponse(
+            f"SnapTrade answered {endpoint} with a body we cannot read",
+            provider=PROVIDER,
+            endpoint=endpoint,
+        )
+    return ProviderUnavailable(
+        f"SnapTrade {endpoint} failed ({type(exc).__name__})", provider=PROVIDER, endpoint=endpoint
+    )
+
+
+def with_snaptrade_retry(
+    endpoint: str | Callable[..., T],
+) -> Any:
+    """Decorator: map SnapTrade errors once, then retry 429/5xx/network failures (bounded).
+
+    Use as ``@with_snaptrade_retry("GET /accounts")`` to name the endpoint in
+    errors, or bare as ``@with_snaptrade_retry`` (the function name is used).
+    """
+
+    def decorate(fn: Callable[..., T], name: str) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            def attempt() -> T:
+                try:
+                    return fn(*args, **kwargs)
+                except Exception as exc:
+                    raise map_snaptrade_error(exc, name) from exc
+
+            return call_with_retry(attempt)
+
+        return wrapper
+
+    if callable(endpoint):
+        return decorate(endpoint, endpoint.__name__)
+    return lambda fn: decorate(fn, endpoint)
+
+
+def _body(response: Any, endpoint: str, expected: type) -> Any:
+    body = getattr(response, "body", None)
+    if not isinstance(body, expected):
+        raise MalformedResponse(
+            f"SnapTrade answered {endpoint} with {type(body).__name__}, "
+            f"expected {expected.__name__}",
+            provider=PROVIDER,
+            endpoint=endpoint,
+        )
+    return body
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+def user_secret_for(
+    user_email: str, *, store: SecretStore | None = None, region_name: str | None = None
+) -> str:
+    from services.secret_store import snaptrade_user_secret_name
+
+    if store is None:
+        from services.composition import default_secret_store
+
+        store = default_secret_store(region_name)
+    return store.get(snaptrade_user_secret_name(user_email))
+
+
+@with_snaptrade_retry("POST /snapTrade/registerUser")
+def _register_user_with_retry(client: SnapTrade, user_id: str) -> dict[str, Any]:
+    return _body(
+        client.authentication.register_snap_trade_user(user_id=user_id),
+        "/snapTrade/registerUser",
+        dict,
+    )
+
+
+def register_snaptrade_user(user_email: str, client: SnapTrade) -> str:
+    """Register the person with SnapTrade; returns the new user secret (store it at once)."""
+    body = _register_user_with_retry(client, user_email)
+    secret = body.get("userSecret")
+    if not secret:
+        raise MalformedResponse(
+            "SnapTrade registerUser answer has no userSecret",
+            provider=PROVIDER,
+            endpoint="/snapTrade/registerUser",
+        )
+    return str(secret)
+
+
+@with_snaptrade_retry("POST /snapTrade/login")
+def login_snaptrade_user(
+    client: SnapTrade,
+    user_id: str,
+    user_secret: str,
+    *,
+    connection_type: str = "read",
+    reconnect: str | None = None,
+    custom_redirect: str | None = None,
+    broker: str | None = None,
+) -> dict[str, Any]:
+    """Open the connection portal: returns ``redirectURI`` (and ``sessionId``)."""
+    kwargs: dict[str, Any] = {"connection_type": connection_type}
+    if reconnect:
+        kwargs["reconnect"] = reconnect
+    if custom_redirect:
+        kwargs["custom_redirect"] = custom_redirect
+    if broker:
+        kwargs["broker"] = broker
+    return _body(
+        client.authentication.login_snap_trade_user(
+            user_id=user_id, user_secret=user_secret, **kwargs
+        ),
+        "/snapTrade/login",
+        dict,
+    )
+
+
+# --- accounts, balances, positions, connections ----------------------------------------
+
+
+@with_snaptrade_retry("GET /accounts")
+def _list_user_accounts_with_retry(
+    client: SnapTrade, user_id: str, user_secret: str
+) -> list[dict[str, Any]]:
+    return _body(
+        client.account_information.list_user_accounts(user_id=user_id, user_secret=user_secret),
+        "/accounts",
+        list,
+    )
+
+
+@with_snaptrade_retry("GET /accounts/{id}/balances")
+def _get_user_account_balance_with_retry(
+    client: SnapTrade, user_id: str, user_secret: str, account_id: str
+) -> list[dict[str, Any]]:
+    return _body(
+        client.account_information.get_user_account_balance(
+            account_id=account_id, user_id=user_id, user_secret=user_secret
+        ),
+        "/accounts/{id}/balances",
+        list,
+    )
+
+
+@with_snaptrade_retry("GET /accounts/{id}/positions/all")
+def _get_all_account_positions_with_retry(
+    client: SnapTrade, user_id: str, user_secret: str, account_id: str
+) -> Any:
+    response = client.account_information.get_all_account_positions(
+        account_id=account_id, user_id=user_id, user_secret=user_secret
+    )
+    body = getattr(response, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("results"), list):
+        return body["results"]
+    return _body(response, "/accounts/{id}/positions/all", list)
+
+
+@with_snaptrade_retry("GET /authorizations")
+def _list_brokerage_authorizations_with_retry(
+    client: SnapTrade, user_id: str, user_secret: str
+) -> list[dict[str, Any]]:
+    return _body(
+        client.connections.list_brokerage_authorizations(user_id=user_id, user_secret=user_secret),
+        "/authorizations",
+        list,
+    )
+
+
+@with_snaptrade_retry("GET /authorizations/{id}")
+def _detail_brokerage_authorization_with_retry(
+    client: SnapTrade, user_id: str, user_secret: str, authorization_id: str
+) -> dict[str, Any]:
+    return _body(
+        client.connections.detail_brokerage_authorization(
+            authorization_id=authorization_id, user_id=user_id, user_secret=user_secret
+        ),
+        "/authorizations/{id}",
+        dict,
+    )
+
+
+def _brokerage_name(authorization: dict[str, Any]) -> str:
+    brokerage = authorization.get("brokerage") or {}
+    return str(brokerage.get("display_name") or brokerage.get("name") or authorization.get("name"))
+
+
+def list_snaptrade_connections(
+    user_email: str, client: SnapTrade, *, user_secret: str | None = None
+) -> list[dict[str, Any]]:
+    """The user's brokerage authorizations: id, brokerage, type, disabled state."""
+    secret = user_secret or user_secret_for(user_email)
+    return [
+        {
+            "authorization_id": str(auth.get("id")),
+            "brokerage_name": _brokerage_name(auth),
+            "connection_type": auth.get("type"),
+            "disabled": bool(auth.get("disabled")),
+            "disabled_date": auth.get("disabled_date"),
+        }
+        for auth in _list_brokerage_authorizations_with_retry(client, user_email, secret)
+    ]
+
+
+def authorization_id_of(account: dict[str, Any]) -> str | None:
+    """An account's brokerage authorization id; SnapTrade sends it as a dict or a plain id."""
+    from snaptrade_broker_adapter import _extract_authorization_id
+
+    return _extract_authorization_id(account.get("brokerage_authorization"))
+
+
+def fetch_snaptrade_account(
+    client: SnapTrade, user_id: str, user_secret: str, account: dict[str, Any]
+) -> dict[str, Any]:
+    """One account's positions (``/positions/all``) and cash (``/balances``)."""
+    account_id = str(account.get("id"))
+    return {
+        "account": account,
+        "positions": _get_all_account_positions_with_retry(
+            client, user_id, user_secret, account_id
+        ),
+        "balances": _get_user_account_balance_with_retry(client, user_id, user_secret, account_id),
+    }
+
+
+def fetch_snaptrade_holdings(
+    user_email: str, client: SnapTrade, *, user_secret: str | None = None
+) -> dict[str, Any]:
+    """Every account with its positions (``/positions/all``) and cash (``/balances``).
+
+    ``/accounts/{id}/holdings`` answers 410 Gone for apps registered after
+    2026-05-11, so holdings are assembled from the two per-account calls.
+    """
+    secret = user_secret or user_secret_for(user_email)
+    accounts = _list_user_accounts_with_retry(client, user_email, secret)
+    return {
+        "accounts": [
+            fetch_snaptrade_account(client, user_email, secret, account) for account in accounts
+        ]
+    }
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _currency_code(value: Any, default: str = "USD") -> str:
+    if isinstance(value, dict):
+        return str(value.get("code") or default)
+    if isinstance(value, str) and value:
+        return value
+    return default
+
+
+def _security_type(symbol: dict[str, Any]) -> str:
+    type_info = symbol.get("type") or {}
+    code = str(type_info.get("code") or "").lower() if isinstance(type_info, dict) else ""
+    description = str(type_info.get("description") or "").lower() if type_info else ""
+    if "money market" in description:
+        return "money_market"
+    return SECURITY_TYPE_CODES.get(code, "other")
+
+
+def _symbol_of(position: dict[str, Any]) -> dict[str, Any]:
+    # /positions/all nests the universal symbol one level deeper than /positions.
+    symbol = position.get("symbol") or {}
+    inner = symbol.get("symbol") if isinstance(symbol, dict) else None
+    return inner if isinstance(inner, dict) else symbol
+
+
+def _account_fields(account: dict[str, Any]) -> dict[str, Any]:
+    number = str(account.get("number") or "")
+    meta = account.get("meta") or {}
+    return {
+        "account_id": str(account.get("id")),
+        "account_name": account.get("name"),
+        "account_type": (meta.get("type") if isinstance(meta, dict) else None)
+        or account.get("raw_type"),
+        "account_mask": number[-4:] if number else None,
+    }
+
+
+def normalize_snaptrade_holdings(
+    holdings: dict[str, Any],
+    *,
+    user_email: str = "",
+    fetched_at: datetime | None = None,
+) -> list[NormalizedPosition]:
+    """SnapTrade accounts/positions/balances to normalized positions; cash one row per currency."""
+    positions: list[NormalizedPosition] = []
+    for entry in holdings.get("accounts", []):
+        account = entry.get("account") or {}
+        institution = str(account.get("institution_name") or "Unknown")
+        fields = _account_fields(account)
+        sync = (account.get("sync_status") or {}).get("holdings") or {}
+        as_of = _parse_time(sync.get("last_successful_sync")) or fetched_at
+        for position in _iter_dicts(entry.get("positions"), "positions/all"):
+            symbol = _symbol_of(position)
+            quantity = _float(position.get("units"))
+            if quantity is None:
+                raise MalformedResponse(
+                    "SnapTrade position without units",
+                    provider=PROVIDER,
+                    endpoint="/accounts/{id}/positions/all",
+                )
+            price = _float(position.get("price"))
+            average = _float(position.get("average_purchase_price"))
+            positions.append(
+                NormalizedPosition(
+                    user_email=user_email,
+                    provider=PROVIDER,
+                    institution=institution,
+                    ticker=symbol.get("symbol") or symbol.get("raw_symbol"),
+                    name=symbol.get("description"),
+                    security_type=_security_type(symbol),
+                    quantity=quantity,
+                    price=price,
+                    market_value=round(quantity * price, 2) if price is not None else None,
+                    cost_basis=round(quantity * average, 2) if average is not None else None,
+                    currency=_currency_code(position.get("currency") or symbol.get("currency")),
+                    as_of=as_of,
+                    **fields,
+                )
+            )
+        for balance in _iter_dicts(entry.get("balances"), "balances"):
+            amount = _float(balance.get("cash"))
+            if amount is None:
+                continue
+            currency = _currency_code(balance.get("currency"))
+            positions.append(
+                NormalizedPosition(
+                    user_email=user_email,
+                    provider=PROVIDER,
+                    institution=institution,
+                    ticker=None,
+                    name=f"Cash ({currency})",
+                    security_type="cash",
+                    quantity=round(amount, 2),
+                    price=1.0,
+                    market_value=round(amount, 2),
+                    cost_basis=None,
+                    currency=currency,
+                    as_of=as_of,
+                    **fields,
+                )
+            )
+    return positions
+
+
+def _iter_dicts(value: Any, what: str) -> Iterable[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise MalformedResponse(
+            f"SnapTrade {what} answer is not a list of objects", provider=PROVIDER, endpoint=what
+        )
+    return value
+
+
+def load_snaptrade_positions(
+    user_email: str,
+    client: SnapTrade,
+    *,
+    user_secret: str | None = None,
+    fetched_at: datetime | None = None,
+) -> list[NormalizedPosition]:
+    """Fetch and normalize every SnapTrade account of the user."""
+    raw = fetch_snaptrade_holdings(user_email, client, user_secret=user_secret)
+    return normalize_snaptrade_holdings(
+        raw, user_email=user_email, fetched_at=fetched_at or datetime.now(UTC)
+    )

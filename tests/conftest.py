@@ -1,0 +1,157 @@
+"""Shared fixtures: an injected clock, the emulator over loopback, SQLite and Postgres databases.
+
+Tests talk to the providers through the real SDKs and real HTTP against the
+emulator in ``sandbox/``; time is injected (never slept); retries record their
+waits instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from services import provider_calls
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+class FakeClock:
+    """An aware-UTC clock that only moves when a test says so."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+    def timestamp(self) -> float:
+        return self.now.timestamp()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retries record how long they would have waited; nothing sleeps."""
+    waits: list[float] = []
+    monkeypatch.setattr(provider_calls.RETRY_POLICY, "sleep", waits.append)
+    monkeypatch.setattr(provider_calls.RETRY_POLICY, "attempts", 3)
+    return waits
+
+
+@pytest.fixture(autouse=True)
+def _restore_cache_hours() -> Iterator[None]:
+    from settings import PROVIDER_CACHE_HOURS
+
+    saved = dict(PROVIDER_CACHE_HOURS)
+    yield
+    PROVIDER_CACHE_HOURS.clear()
+    PROVIDER_CACHE_HOURS.update(saved)
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Any]:
+    """A fresh emulator (demo state) on a free loopback port, for one test."""
+    from sandbox.server import start_emulator
+
+    handle = start_emulator(port=0, state_path=tmp_path / "emulator-state.json")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _postgres_url_or_skip() -> str:
+    if TEST_DATABASE_URL:
+        return TEST_DATABASE_URL
+    if IN_CI:
+        pytest.fail("CI=true but TEST_DATABASE_URL is not set: Postgres tests must run in CI")
+    pytest.skip("TEST_DATABASE_URL is not set (Postgres tests run in CI)")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty Postgres database for one test, dropped afterwards."""
+    admin_url = make_url(_postgres_url_or_skip())
+    name = f"bh_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: str) -> Any:
+    from settings import load_settings
+
+    environ = {
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "DATABASE_URL": database_url,
+        **overrides,
+    }
+    return load_settings(environ, use_dotenv=False)
+
+
+def make_services(tmp_path: Path, database_url: str, emulator: Any, clock: Any, **env: str) -> Any:
+    from services.composition import build_services
+    from services.db import make_engine, upgrade_schema
+
+    settings = make_settings(tmp_path, database_url, **env)
+    services = build_services(settings, clock=clock, emulator=emulator)
+    upgrade_schema(make_engine(database_url))
+    return services
+
+
+@pytest.fixture
+def services(tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock) -> Iterator[Any]:
+    """The whole service layer on SQLite, the local secret store and the emulator."""
+    built = make_services(tmp_path, sqlite_url, emulator, clock)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def any_db_services(
+    tmp_path: Path, database_url: str, emulator: Any, clock: FakeClock
+) -> Iterator[Any]:
+    """The same, once on SQLite and once on Postgres."""
+    built = make_services(tmp_path, database_url, emulator, clock)
+    yield built
+    built.close()
