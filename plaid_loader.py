@@ -164,7 +164,7 @@ def _map_plaid_error(exc: BaseException, endpoint: str) -> ProviderError:
             return ItemNotFound(message, **kwargs)
         if code in APP_CREDENTIAL_CODES or status == 401:
             return ProviderAuthError(message, **kwargs)
-        if code == "RATE_LIMIT_EXCEEDED" or status == 429:
+        if "RATE_LIMIT_EXCEEDED" in (code, fields.get("error_type")) or status == 429:
             return RateLimited(message, **kwargs)
         if code in RETRYABLE_CODES or (status is not None and status >= 500):
             return ProviderUnavailable(message, **kwargs)

@@ -43,19 +43,18 @@ log = logging.getLogger(__name__)
 PROVIDER = "snaptrade"
 T = TypeVar("T")
 
-SECURITY_TYPE_CODES = {
-    "cs": "equity",
-    "ad": "equity",
-    "ps": "equity",
-    "et": "etf",
+# ``instrument.kind`` of a /positions/all position -> our security type.
+INSTRUMENT_KINDS = {
+    "stock": "equity",
+    "adr": "equity",
     "etf": "etf",
-    "oef": "mutual_fund",
+    "mutualfund": "mutual_fund",
     "cef": "mutual_fund",
-    "mf": "mutual_fund",
-    "mmf": "money_market",
-    "bnd": "fixed_income",
     "crypto": "crypto",
-    "op": "option",
+    "option": "option",
+    "future": "other",
+    "cfd": "other",
+    "other": "other",
 }
 
 
@@ -323,14 +322,22 @@ def _get_user_account_balance_with_retry(
 @with_snaptrade_retry("GET /accounts/{id}/positions/all")
 def _get_all_account_positions_with_retry(
     client: SnapTrade, user_id: str, user_secret: str, account_id: str
-) -> Any:
-    response = client.account_information.get_all_account_positions(
-        account_id=account_id, user_id=user_id, user_secret=user_secret
+) -> dict[str, Any]:
+    """``{"results": [...], "data_freshness": {"as_of": ...}}`` for one account."""
+    body = _body(
+        client.account_information.get_all_account_positions(
+            account_id=account_id, user_id=user_id, user_secret=user_secret
+        ),
+        "/accounts/{id}/positions/all",
+        dict,
     )
-    body = getattr(response, "body", None)
-    if isinstance(body, dict) and isinstance(body.get("results"), list):
-        return body["results"]
-    return _body(response, "/accounts/{id}/positions/all", list)
+    if not isinstance(body.get("results"), list):
+        raise MalformedResponse(
+            "SnapTrade positions/all answer has no results list",
+            provider=PROVIDER,
+            endpoint="/accounts/{id}/positions/all",
+        )
+    return body
 
 
 @with_snaptrade_retry("GET /authorizations")
@@ -391,11 +398,11 @@ def fetch_snaptrade_account(
 ) -> dict[str, Any]:
     """One account's positions (``/positions/all``) and cash (``/balances``)."""
     account_id = str(account.get("id"))
+    positions = _get_all_account_positions_with_retry(client, user_id, user_secret, account_id)
     return {
         "account": account,
-        "positions": _get_all_account_positions_with_retry(
-            client, user_id, user_secret, account_id
-        ),
+        "positions": positions["results"],
+        "data_freshness": positions.get("data_freshness"),
         "balances": _get_user_account_balance_with_retry(client, user_id, user_secret, account_id),
     }
 
@@ -444,20 +451,12 @@ def _currency_code(value: Any, default: str = "USD") -> str:
     return default
 
 
-def _security_type(symbol: dict[str, Any]) -> str:
-    type_info = symbol.get("type") or {}
-    code = str(type_info.get("code") or "").lower() if isinstance(type_info, dict) else ""
-    description = str(type_info.get("description") or "").lower() if type_info else ""
-    if "money market" in description:
+def _security_type(position: dict[str, Any], instrument: dict[str, Any]) -> str:
+    kind = str(instrument.get("kind") or "").lower()
+    # SnapTrade flags money-market funds as cash-equivalent mutual funds.
+    if kind == "mutualfund" and position.get("cash_equivalent"):
         return "money_market"
-    return SECURITY_TYPE_CODES.get(code, "other")
-
-
-def _symbol_of(position: dict[str, Any]) -> dict[str, Any]:
-    # /positions/all nests the universal symbol one level deeper than /positions.
-    symbol = position.get("symbol") or {}
-    inner = symbol.get("symbol") if isinstance(symbol, dict) else None
-    return inner if isinstance(inner, dict) else symbol
+    return INSTRUMENT_KINDS.get(kind, "other")
 
 
 def _account_fields(account: dict[str, Any]) -> dict[str, Any]:
@@ -485,9 +484,20 @@ def normalize_snaptrade_holdings(
         institution = str(account.get("institution_name") or "Unknown")
         fields = _account_fields(account)
         sync = (account.get("sync_status") or {}).get("holdings") or {}
-        as_of = _parse_time(sync.get("last_successful_sync")) or fetched_at
+        freshness = entry.get("data_freshness") or {}
+        as_of = (
+            _parse_time(freshness.get("as_of"))
+            or _parse_time(sync.get("last_successful_sync"))
+            or fetched_at
+        )
         for position in _iter_dicts(entry.get("positions"), "positions/all"):
-            symbol = _symbol_of(position)
+            instrument = position.get("instrument")
+            if not isinstance(instrument, dict):
+                raise MalformedResponse(
+                    "SnapTrade position without an instrument",
+                    provider=PROVIDER,
+                    endpoint="/accounts/{id}/positions/all",
+                )
             quantity = _float(position.get("units"))
             if quantity is None:
                 raise MalformedResponse(
@@ -496,20 +506,20 @@ def normalize_snaptrade_holdings(
                     endpoint="/accounts/{id}/positions/all",
                 )
             price = _float(position.get("price"))
-            average = _float(position.get("average_purchase_price"))
+            unit_cost = _float(position.get("cost_basis"))  # per share, per the spec
             positions.append(
                 NormalizedPosition(
                     user_email=user_email,
                     provider=PROVIDER,
                     institution=institution,
-                    ticker=symbol.get("symbol") or symbol.get("raw_symbol"),
-                    name=symbol.get("description"),
-                    security_type=_security_type(symbol),
+                    ticker=instrument.get("symbol") or instrument.get("raw_symbol"),
+                    name=instrument.get("description"),
+                    security_type=_security_type(position, instrument),
                     quantity=quantity,
                     price=price,
                     market_value=round(quantity * price, 2) if price is not None else None,
-                    cost_basis=round(quantity * average, 2) if average is not None else None,
-                    currency=_currency_code(position.get("currency") or symbol.get("currency")),
+                    cost_basis=round(quantity * unit_cost, 2) if unit_cost is not None else None,
+                    currency=_currency_code(position.get("currency") or instrument.get("currency")),
                     as_of=as_of,
                     **fields,
                 )
