@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from settings import PROJECT_ROOT
 
@@ -15,8 +16,19 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(database_url: str) -> Engine:
+def database_url_object(database_url: str) -> URL:
+    """Parse a URL; plain ``postgresql://`` means psycopg2, the driver we ship.
+
+    (SQLAlchemy 2.1 would otherwise pick psycopg 3, which is not installed.)
+    """
     url = make_url(database_url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def make_engine(database_url: str, **kwargs: Any) -> Engine:
+    url = database_url_object(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -28,7 +40,8 @@ def make_engine(database_url: str) -> Engine:
         # issue BEGIN itself so a transaction covers exactly what we asked.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    return create_engine(url, **{**options, **kwargs})
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

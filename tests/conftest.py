@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from services import provider_calls
 
@@ -87,9 +87,11 @@ def _postgres_url_or_skip() -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty Postgres database for one test, dropped afterwards."""
-    admin_url = make_url(_postgres_url_or_skip())
+    from services.db import database_url_object
+
+    admin_url = database_url_object(_postgres_url_or_skip())
     name = f"bh_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

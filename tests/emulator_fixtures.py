@@ -13,9 +13,11 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import plaid
 import pytest
+import requests
 import yaml
 from jsonschema import FormatChecker
 from openapi_schema_validator import OAS30ReadValidator
@@ -24,6 +26,7 @@ from snaptrade_client import SnapTrade, SnapTradeAuth
 
 from sandbox import demo
 from sandbox.server import EmulatorHandle
+from sandbox.snaptrade_api import request_signature
 
 # The repo sits beside shared/, which holds the providers' official specs.
 SPECS_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs"
@@ -99,6 +102,42 @@ class WireRecorder:
     def last_json(self) -> Any:
         assert self.answers, "no HTTP answer was recorded"
         return json.loads(self.answers[-1][1])
+
+
+def signed_snaptrade_request(
+    handle: EmulatorHandle,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    signed_path: str | None = None,
+    signed_body: Any = None,
+    user: bool = True,
+    signature_header: str = "Signature",
+) -> requests.Response:
+    """One SnapTrade request signed like the SDK does, without the SDK's urllib3 retries.
+
+    (The SDK's urllib3 pool retries a 429 or 503 that carries Retry-After, sleeping
+    that long, up to three times: a test that wants the raw answer goes around it.)
+    """
+    params: dict[str, Any] = {}
+    if user:
+        params |= {"userId": demo.SNAPTRADE_USER_ID, "userSecret": demo.SNAPTRADE_USER_SECRET}
+    params |= {"clientId": demo.SNAPTRADE_CLIENT_ID, "timestamp": int(time.time())}
+    query = urlencode(params)
+    signature = request_signature(
+        demo.SNAPTRADE_CONSUMER_KEY,
+        signed_path or path,
+        query,
+        body if signed_body is None else signed_body,
+    )
+    return requests.request(
+        method,
+        f"{handle.snaptrade_url}{path}?{query}",
+        json=body,
+        headers={signature_header: signature},
+        timeout=5,
+    )
 
 
 def require_specs() -> Path:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from urllib.parse import urlencode
 
 import plaid
 import pytest
@@ -15,8 +13,13 @@ from snaptrade_client import ApiException as SnapTradeApiException
 
 from sandbox import data, demo
 from sandbox.server import EmulatorHandle, start_emulator
-from sandbox.snaptrade_api import request_signature
-from tests.emulator_fixtures import DEMO_USER, OffsetClock, plaid_client, snaptrade_client
+from tests.emulator_fixtures import (
+    DEMO_USER,
+    OffsetClock,
+    plaid_client,
+    signed_snaptrade_request,
+    snaptrade_client,
+)
 
 SNAPTRADE_ERROR_KEYS = {"detail", "status_code", "code"}
 PLAID_ERROR_KEYS = {"error_type", "error_code", "error_message", "display_message", "request_id"}
@@ -102,68 +105,38 @@ def test_snaptrade_rejects_an_unknown_user_secret(emulator: EmulatorHandle):
     _assert_snaptrade_error(refused.value, 401, "1083")
 
 
-def _signed_get(
-    emulator: EmulatorHandle, path: str, *, signed_path: str | None = None, headers=None
-) -> requests.Response:
-    query = urlencode(
-        {
-            "userId": demo.SNAPTRADE_USER_ID,
-            "userSecret": demo.SNAPTRADE_USER_SECRET,
-            "clientId": demo.SNAPTRADE_CLIENT_ID,
-            "timestamp": int(time.time()),
-        }
-    )
-    signature = request_signature(
-        demo.SNAPTRADE_CONSUMER_KEY, signed_path or path, query, None
-    )
-    return requests.get(
-        f"{emulator.snaptrade_url}{path}?{query}",
-        headers=headers or {"Signature": signature},
-        timeout=5,
-    )
-
-
 def test_snaptrade_signs_the_path_below_the_host_prefix(emulator: EmulatorHandle):
     # The SDK, given host ".../snaptrade", signs "/accounts", not "/snaptrade/accounts".
-    assert _signed_get(emulator, "/accounts").status_code == 200
-    refused = _signed_get(emulator, "/accounts", signed_path="/snaptrade/accounts")
+    assert signed_snaptrade_request(emulator, "GET", "/accounts").status_code == 200
+    refused = signed_snaptrade_request(
+        emulator, "GET", "/accounts", signed_path="/snaptrade/accounts"
+    )
     assert refused.status_code == 401
     assert refused.json()["code"] == "1076"
 
 
 def test_snaptrade_reads_the_signature_header_case_insensitively(emulator: EmulatorHandle):
-    query = urlencode(
-        {
-            "userId": demo.SNAPTRADE_USER_ID,
-            "userSecret": demo.SNAPTRADE_USER_SECRET,
-            "clientId": demo.SNAPTRADE_CLIENT_ID,
-            "timestamp": int(time.time()),
-        }
-    )
-    signature = request_signature(demo.SNAPTRADE_CONSUMER_KEY, "/authorizations", query, None)
-    answer = requests.get(
-        f"{emulator.snaptrade_url}/authorizations?{query}",
-        headers={"signature": signature},
-        timeout=5,
+    answer = signed_snaptrade_request(
+        emulator, "GET", "/authorizations", signature_header="signature"
     )
     assert answer.status_code == 200
 
 
 def test_snaptrade_signature_covers_the_body(emulator: EmulatorHandle):
-    query = urlencode(
-        {"clientId": demo.SNAPTRADE_CLIENT_ID, "timestamp": int(time.time())}
+    signed = signed_snaptrade_request(
+        emulator, "POST", "/snapTrade/registerUser", body={"userId": "alice"}, user=False
     )
-    signature = request_signature(
-        demo.SNAPTRADE_CONSUMER_KEY, "/snapTrade/registerUser", query, {"userId": "alice"}
+    assert signed.status_code == 200
+    tampered = signed_snaptrade_request(
+        emulator,
+        "POST",
+        "/snapTrade/registerUser",
+        body={"userId": "mallory"},
+        signed_body={"userId": "alice"},
+        user=False,
     )
-    answer = requests.post(
-        f"{emulator.snaptrade_url}/snapTrade/registerUser?{query}",
-        json={"userId": "mallory"},
-        headers={"Signature": signature},
-        timeout=5,
-    )
-    assert answer.status_code == 401
-    assert answer.json() == {
+    assert tampered.status_code == 401
+    assert tampered.json() == {
         "detail": "Unable to verify signature sent",
         "status_code": 401,
         "code": "1076",

@@ -302,7 +302,10 @@ def test_snaptrade_portal_reconnect_and_new_connection(emulator: EmulatorHandle)
     assert emulator.controls is not None
     emulator.controls.disable_connection(IBKR_AUTH)
     session = snap.authentication.login_snap_trade_user(reconnect=IBKR_AUTH, **DEMO_USER)
-    assert emulator.controls.complete_connection(session.body["sessionId"], "interactive-brokers") == IBKR_AUTH
+    assert (
+        emulator.controls.complete_connection(session.body["sessionId"], "interactive-brokers")
+        == IBKR_AUTH
+    )
     detail = snap.connections.detail_brokerage_authorization(
         authorization_id=IBKR_AUTH, **DEMO_USER
     )

@@ -246,3 +246,57 @@ def test_every_call_goes_to_the_ledger(services: Any, emulator: Any) -> None:
     services.positions.get_all_positions()
     assert services.ledger.count(provider="plaid") == emulator.controls.calls(HOLDINGS)
     assert services.ledger.count(provider="snaptrade") == emulator.controls.calls() - 2
+
+
+def _read_positions_in_child(database_url: str, plaid_url: str, snap_url: str, instance: str,
+                             barrier: Any, out: Any) -> None:
+    from services.composition import build_services
+    from settings import load_settings
+
+    settings = load_settings(
+        {
+            "DATABASE_URL": database_url,
+            "INSTANCE_DIR": instance,
+            "PLAID_BASE_URL": plaid_url,
+            "SNAPTRADE_BASE_URL": snap_url,
+        },
+        use_dotenv=False,
+    )
+    services = build_services(settings)
+    service = services.positions
+    barrier.wait()
+    out.put(len(service.get_all_positions().positions))
+
+
+@pytest.mark.postgres
+def test_eight_processes_on_postgres_cause_one_holdings_call_per_item(
+    tmp_path: Any, postgres_url: str, emulator: Any, clock: Any
+) -> None:
+    import multiprocessing
+
+    from tests.conftest import make_services
+
+    # Schema and demo user exist before the readers start.
+    services = make_services(tmp_path, postgres_url, emulator, clock)
+    services.ensure_demo_user()
+    emulator.controls.set_latency(HOLDINGS, 0.5)
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(8)
+    out = context.Queue()
+    workers = [
+        context.Process(
+            target=_read_positions_in_child,
+            args=(postgres_url, emulator.plaid_url, emulator.snaptrade_url,
+                  str(tmp_path / "instance"), barrier, out),
+        )
+        for _ in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=90)
+    assert [w.exitcode for w in workers] == [0] * 8
+    sizes = {out.get(timeout=5) for _ in workers}
+    assert len(sizes) == 1 and sizes.pop() >= 30
+    assert emulator.controls.calls(HOLDINGS) == 2
+    assert emulator.controls.calls(SNAP_ACCOUNTS) == 1

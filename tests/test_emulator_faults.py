@@ -1,0 +1,395 @@
+"""Fault switches, latency, call counters, shared state and the standalone server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import plaid
+import pytest
+import requests
+from plaid.model.investments_holdings_get_request import InvestmentsHoldingsGetRequest
+from plaid.model.item_remove_request import ItemRemoveRequest
+from snaptrade_client import ApiException as SnapTradeApiException
+
+from sandbox import data, demo
+from sandbox.faults import Controls
+from sandbox.server import EmulatorHandle, ensure_emulator, start_emulator
+from tests.emulator_fixtures import (
+    DEMO_USER,
+    plaid_client,
+    signed_snaptrade_request,
+    snaptrade_client,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOLDINGS = "plaid /investments/holdings/get"
+POSITIONS = "snaptrade /accounts/{accountId}/positions/all"
+IBKR_TOKEN = demo.PLAID_ACCESS_TOKENS["interactive-brokers"]
+MERRILL_TOKEN = demo.PLAID_ACCESS_TOKENS["merrill-lynch"]
+IBKR_AUTH = data.SNAPTRADE_AUTHORIZATION_IDS["interactive-brokers"]
+IBKR_ACCOUNT = data.SNAPTRADE_ACCOUNT_IDS["ibkr-individual"]
+SCHWAB_ACCOUNT = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorHandle]:
+    with start_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+def controls(emulator: EmulatorHandle) -> Controls:
+    assert emulator.controls is not None
+    return emulator.controls
+
+
+def _holdings(emulator: EmulatorHandle, token: str = IBKR_TOKEN):
+    return plaid_client(emulator).investments_holdings_get(
+        InvestmentsHoldingsGetRequest(access_token=token)
+    )
+
+
+def _plaid_failure(emulator: EmulatorHandle, token: str = IBKR_TOKEN) -> plaid.ApiException:
+    with pytest.raises(plaid.ApiException) as failure:
+        _holdings(emulator, token)
+    return failure.value
+
+
+def _positions(emulator: EmulatorHandle, account_id: str = IBKR_ACCOUNT):
+    return snaptrade_client(emulator).account_information.get_all_account_positions(
+        account_id=account_id, **DEMO_USER
+    )
+
+
+def _snaptrade_failure(emulator: EmulatorHandle) -> SnapTradeApiException:
+    with pytest.raises(SnapTradeApiException) as failure:
+        _positions(emulator)
+    return failure.value
+
+
+def _raw_plaid_holdings(emulator: EmulatorHandle, token: str = IBKR_TOKEN) -> requests.Response:
+    return requests.post(
+        f"{emulator.plaid_url}/investments/holdings/get",
+        json={"access_token": token},
+        headers={"PLAID-CLIENT-ID": demo.PLAID_CLIENT_ID, "PLAID-SECRET": demo.PLAID_SECRET},
+        timeout=5,
+    )
+
+
+# --- provider-specific faults -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "error_type", "error_code"),
+    [
+        ("ITEM_LOGIN_REQUIRED", 400, "ITEM_ERROR", "ITEM_LOGIN_REQUIRED"),
+        ("RATE_LIMIT_EXCEEDED", 429, "RATE_LIMIT_EXCEEDED", "INVESTMENT_HOLDINGS_GET_LIMIT"),
+        ("INSTITUTION_DOWN", 400, "INSTITUTION_ERROR", "INSTITUTION_DOWN"),
+        ("INTERNAL_SERVER_ERROR", 500, "API_ERROR", "INTERNAL_SERVER_ERROR"),
+        ("ITEM_NOT_FOUND", 400, "ITEM_ERROR", "ITEM_NOT_FOUND"),
+        ("INVALID_ACCESS_TOKEN", 400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN"),
+        ("503", 503, "API_ERROR", "PLANNED_MAINTENANCE"),
+    ],
+)
+def test_plaid_faults(
+    emulator: EmulatorHandle,
+    controls: Controls,
+    fault: str,
+    status: int,
+    error_type: str,
+    error_code: str,
+):
+    controls.fail(HOLDINGS, fault)
+    failure = _plaid_failure(emulator)
+    assert failure.status == status
+    body = json.loads(failure.body)
+    assert (body["error_type"], body["error_code"]) == (error_type, error_code)
+    assert {"error_message", "display_message", "request_id"} <= set(body)
+
+
+def test_plaid_rate_limit_code_follows_the_endpoint(emulator: EmulatorHandle, controls: Controls):
+    controls.fail("plaid /accounts/get", "RATE_LIMIT_EXCEEDED")
+    answer = requests.post(
+        f"{emulator.plaid_url}/accounts/get",
+        json={"access_token": IBKR_TOKEN},
+        headers={"PLAID-CLIENT-ID": demo.PLAID_CLIENT_ID, "PLAID-SECRET": demo.PLAID_SECRET},
+        timeout=5,
+    )
+    assert answer.status_code == 429
+    assert answer.json()["error_code"] == "ACCOUNTS_LIMIT"
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [("1020", 403, "1020"), ("1066", 403, "1066"), ("3003", 402, "3003"), ("500", 500, "0000")],
+)
+def test_snaptrade_faults(
+    emulator: EmulatorHandle, controls: Controls, fault: str, status: int, code: str
+):
+    controls.fail(POSITIONS, fault)
+    failure = _snaptrade_failure(emulator)
+    assert failure.status == status
+    assert failure.body == {"detail": failure.body["detail"], "status_code": status, "code": code}
+
+
+@pytest.mark.parametrize(("retry_after", "header"), [(None, "1"), (7, "7")])
+def test_snaptrade_throttling_sends_retry_after(
+    emulator: EmulatorHandle, controls: Controls, retry_after: int | None, header: str
+):
+    controls.fail(POSITIONS, "429", retry_after=retry_after)
+    answer = signed_snaptrade_request(emulator, "GET", f"/accounts/{IBKR_ACCOUNT}/positions/all")
+    assert answer.status_code == 429
+    assert answer.headers["Retry-After"] == header
+    assert answer.json() == {"detail": answer.json()["detail"], "status_code": 429, "code": "0000"}
+
+
+def test_the_snaptrade_sdk_itself_retries_a_429_with_retry_after(
+    emulator: EmulatorHandle, controls: Controls
+):
+    # Not an emulator rule but a fact the loaders must know: urllib3 inside the SDK
+    # sleeps Retry-After and tries again, up to 3 more times, before raising.
+    controls.fail(POSITIONS, "429", times=1, retry_after=0.1)
+    assert _positions(emulator).status == 200
+    assert controls.calls(POSITIONS) == 2
+
+
+def test_snaptrade_503(emulator: EmulatorHandle, controls: Controls):
+    controls.fail(POSITIONS, "503")
+    failure = _snaptrade_failure(emulator)
+    assert failure.status == 503
+    assert set(failure.body) == {"detail", "status_code", "code"}
+
+
+def test_unknown_fault_or_endpoint_is_refused(controls: Controls):
+    with pytest.raises(ValueError, match="no fault"):
+        controls.fail(HOLDINGS, "1020")
+    with pytest.raises(ValueError, match="unknown endpoint"):
+        controls.fail("plaid /investments/holdings", "503")
+
+
+# --- generic faults ---------------------------------------------------------------------
+
+
+def test_malformed_answers_200_with_a_body_that_is_not_json(
+    emulator: EmulatorHandle, controls: Controls
+):
+    controls.fail(HOLDINGS, "malformed")
+    answer = _raw_plaid_holdings(emulator)
+    assert answer.status_code == 200
+    with pytest.raises(ValueError):
+        json.loads(answer.content)
+
+
+def test_missing_field_drops_a_required_field(emulator: EmulatorHandle, controls: Controls):
+    controls.fail(HOLDINGS, "missing_field")
+    answer = _raw_plaid_holdings(emulator)
+    assert answer.status_code == 200
+    assert "securities" not in answer.json()
+    assert "holdings" in answer.json()
+    controls.fail(HOLDINGS, "missing_field")
+    with pytest.raises(TypeError):  # how plaid-python reports a missing required field
+        _holdings(emulator)
+
+
+def test_missing_field_on_a_snaptrade_list(emulator: EmulatorHandle, controls: Controls):
+    controls.fail("snaptrade /accounts", "missing_field")
+    accounts = snaptrade_client(emulator).account_information.list_user_accounts(**DEMO_USER)
+    assert accounts.body
+    assert all("id" not in account for account in accounts.body)
+
+
+def test_drop_closes_the_connection_without_an_answer(emulator: EmulatorHandle, controls: Controls):
+    controls.fail(HOLDINGS, "drop", times=1)
+    with pytest.raises(requests.ConnectionError):
+        _raw_plaid_holdings(emulator)
+    assert _raw_plaid_holdings(emulator).status_code == 200
+
+
+def test_times_limits_a_fault_to_the_next_calls(emulator: EmulatorHandle, controls: Controls):
+    controls.fail(POSITIONS, "500", times=2)
+    assert _snaptrade_failure(emulator).status == 500
+    assert _snaptrade_failure(emulator).status == 500
+    assert _positions(emulator).status == 200
+
+
+def test_a_fault_can_target_one_subject(emulator: EmulatorHandle, controls: Controls):
+    controls.fail(HOLDINGS, "ITEM_LOGIN_REQUIRED", subject=IBKR_TOKEN)
+    assert json.loads(_plaid_failure(emulator, IBKR_TOKEN).body)["error_code"] == (
+        "ITEM_LOGIN_REQUIRED"
+    )
+    assert _holdings(emulator, MERRILL_TOKEN).accounts
+
+
+def test_clear_removes_faults(emulator: EmulatorHandle, controls: Controls):
+    controls.fail("*", "503")
+    assert _snaptrade_failure(emulator).status == 503
+    controls.clear()
+    assert _positions(emulator).status == 200
+
+
+# --- counters and latency ---------------------------------------------------------------
+
+
+def test_calls_are_counted_per_endpoint_and_subject(emulator: EmulatorHandle, controls: Controls):
+    _holdings(emulator, IBKR_TOKEN)
+    _holdings(emulator, IBKR_TOKEN)
+    _holdings(emulator, MERRILL_TOKEN)
+    controls.fail(POSITIONS, "500", times=1)
+    _snaptrade_failure(emulator)  # a faulted call counts too
+    _positions(emulator, SCHWAB_ACCOUNT)
+
+    assert controls.calls(HOLDINGS) == 3
+    assert controls.calls(HOLDINGS, subject=IBKR_TOKEN) == 2
+    assert controls.calls(HOLDINGS, subject=MERRILL_TOKEN) == 1
+    assert controls.calls(POSITIONS, subject=IBKR_ACCOUNT) == 1
+    assert controls.calls(subject=SCHWAB_ACCOUNT) == 1
+    assert controls.calls("plaid /accounts/get") == 0
+    assert controls.calls() == 5
+    controls.reset_counts()
+    assert controls.calls() == 0
+
+
+def test_latency_delays_answers(emulator: EmulatorHandle, controls: Controls):
+    controls.set_latency(POSITIONS, 0.2)
+    started = time.monotonic()
+    _positions(emulator)
+    assert time.monotonic() - started >= 0.2
+
+    controls.clear()
+    started = time.monotonic()
+    _positions(emulator)
+    assert time.monotonic() - started < 0.2
+
+
+# --- HTTP switches --------------------------------------------------------------------
+
+
+def test_http_switches(emulator: EmulatorHandle):
+    admin = f"{emulator.base_url}/_emulator"
+    assert requests.get(f"{admin}/health", timeout=5).json()["status"] == "ok"
+    fail = {"endpoint": POSITIONS, "fault": "3003", "times": 1}
+    assert requests.post(f"{admin}/fail", json=fail, timeout=5).status_code == 200
+    assert _snaptrade_failure(emulator).status == 402
+    assert _positions(emulator).status == 200
+    calls = requests.get(f"{admin}/calls", params={"endpoint": POSITIONS}, timeout=5).json()
+    assert calls == {"calls": 2}
+
+    latency = {"endpoint": "*", "seconds": 0.2}
+    assert requests.post(f"{admin}/latency", json=latency, timeout=5).status_code == 200
+    started = time.monotonic()
+    _positions(emulator)
+    assert time.monotonic() - started >= 0.2
+    assert requests.post(f"{admin}/clear", timeout=5).status_code == 200
+    assert requests.post(f"{admin}/reset", timeout=5).status_code == 200
+    assert requests.get(f"{admin}/calls", timeout=5).json() == {"calls": 0}
+
+    disable = requests.post(f"{admin}/connections/{IBKR_AUTH}/disable", json={}, timeout=5)
+    assert disable.status_code == 200
+    assert _snaptrade_failure(emulator).body["code"] == "3003"
+
+    bad = requests.post(f"{admin}/fail", json={"endpoint": "nope", "fault": "503"}, timeout=5)
+    assert bad.status_code == 400
+
+
+# --- state shared between emulator processes ---------------------------------------------
+
+
+def test_state_file_is_shared_between_emulators(tmp_path: Path):
+    state = tmp_path / "emulator-state.json"
+    with start_emulator(state_path=state) as first, start_emulator(state_path=state) as second:
+        assert first.controls is not None
+        first.controls.disable_connection(IBKR_AUTH)
+        listed = snaptrade_client(second).connections.list_brokerage_authorizations(**DEMO_USER)
+        ibkr = next(a for a in listed.body if a["id"] == IBKR_AUTH)
+        assert ibkr["disabled"] is True
+        assert ibkr["disabled_date"] is not None
+        assert _snaptrade_failure(second).body["code"] == "3003"
+
+        plaid_client(second).item_remove(ItemRemoveRequest(access_token=MERRILL_TOKEN))
+        failure = _plaid_failure(first, MERRILL_TOKEN)
+        assert json.loads(failure.body)["error_code"] == "ITEM_NOT_FOUND"
+
+        # Counters belong to each instance.
+        assert second.controls is not None
+        assert first.controls.calls() == 1
+        assert second.controls.calls() == 3
+
+    with start_emulator(state_path=state) as later:
+        assert _snaptrade_failure(later).body["code"] == "3003"  # survives a restart
+        assert later.controls is not None
+        later.controls.reset_state()
+        assert _positions(later).status == 200
+
+
+def test_ensure_emulator_reuses_a_running_one(tmp_path: Path):
+    first = ensure_emulator(tmp_path)
+    try:
+        pointer = json.loads((tmp_path / "emulator.json").read_text())
+        assert pointer == {"url": first.base_url, "pid": os.getpid()}
+        assert first.controls is not None
+
+        second = ensure_emulator(tmp_path)
+        assert second.base_url == first.base_url
+        assert second.controls is None
+        second.stop()  # a reused emulator is left running
+        assert requests.get(f"{first.base_url}/_emulator/health", timeout=5).ok
+    finally:
+        first.stop()
+    assert not (tmp_path / "emulator.json").exists()
+
+    third = ensure_emulator(tmp_path)
+    try:
+        assert third.controls is not None
+        assert (tmp_path / "emulator-state.json").exists()
+    finally:
+        third.stop()
+
+
+def test_ensure_emulator_replaces_a_dead_pointer(tmp_path: Path):
+    (tmp_path / "emulator.json").write_text(
+        json.dumps({"url": f"http://127.0.0.1:{_free_port()}", "pid": 1})
+    )
+    handle = ensure_emulator(tmp_path)
+    try:
+        assert handle.controls is not None
+        assert json.loads((tmp_path / "emulator.json").read_text())["url"] == handle.base_url
+    finally:
+        handle.stop()
+
+
+# --- standalone -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_standalone_server_prints_its_urls(tmp_path: Path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", str(port), "--state", str(tmp_path / "s.json")],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first, second = process.stdout.readline(), process.stdout.readline()
+        assert first == f"plaid http://127.0.0.1:{port}/plaid\n"
+        assert second == f"snaptrade http://127.0.0.1:{port}/snaptrade\n"
+        health = requests.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=5)
+        assert health.json()["pid"] == process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
