@@ -59,8 +59,13 @@ def register_cli(app: Flask) -> None:
         click.echo("database schema is up to date")
 
     @app.cli.command("positions")
-    @click.option("--format", "format_", default="summary", show_default=True,
-                  help="full, summary, by_account or list")
+    @click.option(
+        "--format",
+        "format_",
+        default="summary",
+        show_default=True,
+        help="full, summary, by_account or list",
+    )
     @click.option("--refresh-provider", default=None, help="plaid or snaptrade: fetch it now")
     def positions(format_: str, refresh_provider: str | None) -> None:
         """Print positions as the MCP tool returns them (JSON)."""

@@ -29,7 +29,12 @@ from services.errors import (
     RateLimited,
 )
 from services.normalized import NormalizedPosition, institution_display_name
-from services.provider_calls import CallSink, call_with_retry, instrument_rest_client, ledger_subject
+from services.provider_calls import (
+    CallSink,
+    call_with_retry,
+    instrument_rest_client,
+    ledger_subject,
+)
 from services.redaction import redact_text
 
 if TYPE_CHECKING:
@@ -96,11 +101,14 @@ def make_plaid_client(
     sink: CallSink | None = None,
 ) -> PlaidApi:
     """A Plaid client whose every request has a timeout and is recorded in the ledger."""
-    import plaid
-    from plaid.api import plaid_api
     from urllib.parse import urlsplit
 
-    configuration = plaid.Configuration(host=host, api_key={"clientId": client_id, "secret": secret})
+    import plaid
+    from plaid.api import plaid_api
+
+    configuration = plaid.Configuration(
+        host=host, api_key={"clientId": client_id, "secret": secret}
+    )
     # urllib3 would otherwise retry reads on its own, multiplying our bounded retries.
     configuration.retries = False
     api_client = plaid.ApiClient(configuration)
@@ -263,7 +271,9 @@ def _security_type(security: dict[str, Any]) -> str:
     subtype = str(security.get("subtype") or "").lower()
     if raw_type == "cash":
         return "cash"
-    if "money market" in subtype or (raw_type == "mutual fund" and security.get("is_cash_equivalent")):
+    if "money market" in subtype or (
+        raw_type == "mutual fund" and security.get("is_cash_equivalent")
+    ):
         return "money_market"
     return SECURITY_TYPE_MAP.get(raw_type, "other")
 
@@ -286,7 +296,7 @@ def normalize_plaid_holdings(
     institution: str = "",
     fetched_at: datetime | None = None,
 ) -> list[NormalizedPosition]:
-    """Plaid holdings to normalized positions; cash is summed into one row per account and currency."""
+    """Plaid holdings to normalized positions; cash summed into one row per account and currency."""
     securities_by_id = {s["security_id"]: s for s in securities}
     accounts_by_id = {a["account_id"]: a for a in accounts}
     positions: list[NormalizedPosition] = []
@@ -314,7 +324,7 @@ def normalize_plaid_holdings(
             or _as_datetime(holding.get("institution_price_as_of"))
             or fetched_at
         )
-        account_fields = {
+        account_fields: dict[str, Any] = {
             "account_id": str(holding.get("account_id")),
             "account_name": account.get("official_name") or account.get("name"),
             "account_type": account.get("subtype") or account.get("type"),

@@ -41,9 +41,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PLAID_BASE_URL", "", "Overrides the Plaid host in every env, the emulator too."),
     Setting("SNAPTRADE_ENV", "emulator", "SnapTrade environment: emulator or production."),
     Setting("SNAPTRADE_CLIENT_ID", "", "SnapTrade client id (required in production)."),
-    Setting(
-        "SNAPTRADE_CONSUMER_KEY", "", "SnapTrade consumer key (required in production).", True
-    ),
+    Setting("SNAPTRADE_CONSUMER_KEY", "", "SnapTrade consumer key (required in production).", True),
     Setting("SNAPTRADE_BASE_URL", "", "Overrides the SnapTrade host in every env."),
     Setting("SECRETS_BACKEND", "local", "Where tokens live: local (0600 JSON file) or aws."),
     Setting("AWS_REGION", "us-east-1", "AWS region of Secrets Manager when SECRETS_BACKEND=aws."),
@@ -222,8 +220,6 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
             "snaptrade": _whole_hours(env, "SNAPTRADE_CACHE_HOURS"),
         },
         provider_timeout_seconds=_positive_number(env, "PROVIDER_TIMEOUT_SECONDS"),
-        provider_retry_attempts=int(
-            _positive_number(env, "PROVIDER_RETRY_ATTEMPTS", integer=True)
-        ),
+        provider_retry_attempts=int(_positive_number(env, "PROVIDER_RETRY_ATTEMPTS", integer=True)),
         log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS),
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 
 def _extract_authorization_id(authorization: Any) -> str | None:
-    """An account's ``brokerage_authorization`` is a dict in some answers and a bare id in others."""
+    """An account's ``brokerage_authorization`` is a dict in some answers, a bare id in others."""
     if isinstance(authorization, dict):
         value = authorization.get("id")
         return str(value) if value else None

@@ -1,4 +1,4 @@
-"""SnapTrade adapter: with ``snaptrade_broker_adapter.py`` the only code that imports ``snaptrade_client``.
+"""SnapTrade adapter (with ``snaptrade_broker_adapter.py``, the only ``snaptrade_client`` user).
 
 SnapTrade calls in, plain dicts and :class:`NormalizedPosition` out; every
 SnapTrade failure leaves as one of ``services.errors`` (mapped once, in
@@ -77,9 +77,12 @@ def make_snaptrade_client(
         auth=SnapTradeAuth.commercial_api_key(consumer_key=consumer_key, client_id=client_id),
         host=host,
     )
+    # The SDK logs a warning on every list_user_accounts call (deprecated, still
+    # served, and the call our health check is specified to use).
+    logging.getLogger("snaptrade_client").setLevel(logging.ERROR)
     api_client = client.account_information.api_client  # shared by every tag API
     # urllib3 would otherwise retry reads on its own, multiplying our bounded retries.
-    api_client.configuration.retries = False
+    api_client.configuration.retries = False  # type: ignore[assignment]
     api_client.rest_client = RESTClientObject(api_client.configuration)
     instrument_rest_client(
         api_client.rest_client,

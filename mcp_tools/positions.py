@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GET_POSITIONS_DOC = """Brokerage positions across every linked account (Plaid and SnapTrade), from cache.
+GET_POSITIONS_DOC = """Brokerage positions across every linked account (Plaid and SnapTrade).
 
 Answers in milliseconds from Brokerage Hub's cache. Each provider's data is
 re-fetched automatically only when its cache has expired (see cache_info:

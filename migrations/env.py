@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from alembic import context
-from services.db import make_engine
 
+from services.db import make_engine
 from services.models import Base
 
 config = context.config

@@ -24,7 +24,15 @@ from sandbox.data import (
     Institution,
     stable_plaid_id,
 )
-from sandbox.routing import ApiRequest, ApiResponse, Page, Route, html_page, iso_timestamp
+from sandbox.routing import (
+    ApiRequest,
+    ApiResponse,
+    Page,
+    Route,
+    html_page,
+    iso_timestamp,
+    retry_after_header,
+)
 from sandbox.state import StateStore
 
 PROVIDER = "plaid"
@@ -396,7 +404,7 @@ class PlaidApi:
                 spec.message,
             )
             if retry_after is not None:
-                headers["Retry-After"] = _seconds_header(retry_after)
+                headers["Retry-After"] = retry_after_header(retry_after)
         return plaid_error(spec, headers)
 
     # --- helpers --------------------------------------------------------------------
@@ -679,10 +687,6 @@ class PlaidApi:
             f"<h1>{html.escape(record['client_name'])} wants to connect your account</h1>"
             f"<form method='post' action='{action}'>{buttons}</form>",
         )
-
-
-def _seconds_header(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
 
 
 def _institution_by_plaid_id(institution_id: str) -> Institution:

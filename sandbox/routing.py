@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from werkzeug.datastructures import EnvironHeaders, MultiDict
+from werkzeug.datastructures import Headers, MultiDict
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -23,7 +24,7 @@ class ApiRequest:
     path_params: dict[str, str]
     raw_query: str  # exactly as received
     args: MultiDict[str, str]
-    headers: EnvironHeaders
+    headers: Headers  # case-insensitive, as HTTP header names are
     body: Any  # decoded JSON; None when the request had no body
     body_is_json: bool  # False when a body was sent but does not decode as JSON
     base_url: str  # "http://127.0.0.1:PORT", for links the emulator hands out
@@ -86,6 +87,11 @@ def _werkzeug_rule(prefix: str, template: str) -> str:
 
 def endpoint_key(provider: str, template: str) -> str:
     return f"{provider} {template}"
+
+
+def retry_after_header(seconds: float) -> str:
+    """HTTP's Retry-After is whole seconds (urllib3 rejects "0.5")."""
+    return str(max(0, math.ceil(seconds)))
 
 
 def iso_timestamp(unix_seconds: float) -> str:

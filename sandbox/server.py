@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -157,7 +157,7 @@ class EmulatorApp:
         return ApiResponse(200, _without_field(answer.body, route.required_field), answer.headers)
 
     def _api_request(
-        self, request: Request, key: str, api: Api, params: dict[str, str]
+        self, request: Request, key: str, api: Api, params: Mapping[str, str]
     ) -> ApiRequest:
         environ = request.environ
         # SnapTrade signs the path as the client sent it, below the host's own path.
@@ -189,7 +189,7 @@ class EmulatorApp:
 
     # --- admin switches ---------------------------------------------------------------
 
-    def _serve_admin(self, key: str, request: Request, params: dict[str, str]) -> ApiResponse:
+    def _serve_admin(self, key: str, request: Request, params: Mapping[str, str]) -> ApiResponse:
         body = request.get_json(silent=True) or {}
         if not isinstance(body, dict):
             return ApiResponse(400, {"error": "expected a JSON object"})

@@ -29,7 +29,15 @@ from sandbox.data import (
     Institution,
     stable_uuid,
 )
-from sandbox.routing import ApiRequest, ApiResponse, Page, Route, html_page, iso_timestamp
+from sandbox.routing import (
+    ApiRequest,
+    ApiResponse,
+    Page,
+    Route,
+    html_page,
+    iso_timestamp,
+    retry_after_header,
+)
 from sandbox.state import StateStore
 
 PROVIDER = "snaptrade"
@@ -394,8 +402,7 @@ class SnapTradeApi:
         spec = SNAPTRADE_FAULTS[fault]
         if fault != "429":
             return snaptrade_error(spec)
-        wait = 1 if retry_after is None else retry_after
-        seconds = str(int(wait)) if float(wait).is_integer() else str(wait)
+        seconds = retry_after_header(1 if retry_after is None else retry_after)
         return snaptrade_error(
             SnapTradeErrorSpec(
                 429, spec.code, f"Request was throttled. Expected available in {seconds} seconds."

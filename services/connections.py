@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from services.errors import ConnectionDisabled, ItemNotFound, LoginRequired, ProviderError
 from services.models import ProviderConnection
@@ -93,7 +93,7 @@ class ConnectionRegistry:
             changed = conn.execute(update(ProviderConnection).where(key).values(**values))
             if changed.rowcount == 0:
                 conn.execute(
-                    ProviderConnection.__table__.insert().values(
+                    insert(ProviderConnection).values(
                         user_id=user_id, provider=provider, external_id=external_id, **values
                     )
                 )

@@ -9,8 +9,10 @@ that institution's previous rows. A connection that needs the person's repair
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.errors import (
     BrokerageHubError,
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     from services.composition import Services
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_PARALLEL_SOURCES = 4
 
 
 @dataclass
@@ -45,6 +50,43 @@ def _as_provider_error(provider: str, error: BrokerageHubError) -> ProviderError
     return ProviderError(error.message, provider=provider)
 
 
+@dataclass
+class _SourceOutcome:
+    """One Item's or one account's answer: rows, or why there are none."""
+
+    institution: str
+    rows: list[NormalizedPosition] | None = None
+    error: BrokerageHubError | None = None
+    account_id: str | None = None  # set for a per-account source (SnapTrade)
+
+
+def _gather(provider: str, outcomes: list[_SourceOutcome]) -> ProviderFetch:
+    result = ProviderFetch(positions=[])
+    for outcome in outcomes:
+        if outcome.rows is not None:
+            result.sources += 1
+            result.positions.extend(outcome.rows)
+            continue
+        assert outcome.error is not None
+        result.failures[outcome.institution] = outcome.error
+        if outcome.account_id:
+            result.keep_accounts.add(outcome.account_id)
+        else:
+            result.keep_institutions.add(outcome.institution)
+    if result.sources == 0 and result.failures:
+        raise _as_provider_error(provider, next(iter(result.failures.values())))
+    return result
+
+
+def _in_parallel(work: Callable[[T], _SourceOutcome], items: list[T]) -> list[_SourceOutcome]:
+    # Items and accounts are independent and each call waits on the network:
+    # a refresh takes as long as the slowest source, not the sum of all.
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_SOURCES, len(items))) as pool:
+        return list(pool.map(work, items))
+
+
 class PlaidPositionsFetcher:
     provider = "plaid"
 
@@ -52,64 +94,65 @@ class PlaidPositionsFetcher:
         self._services = services
 
     def __call__(self, *, automatic: bool) -> ProviderFetch:
-        from plaid_loader import institution_slug_of, list_user_tokens, load_plaid_positions
+        from plaid_loader import list_user_tokens
+
+        names = list_user_tokens(self._services.user_email, store=self._services.secret_store)
+        if not names:
+            return ProviderFetch(positions=[])
+        client = self._services.plaid_client()
+        return _gather(
+            self.provider,
+            _in_parallel(lambda name: self._fetch_item(client, name, automatic), names),
+        )
+
+    def _fetch_item(self, client: Any, secret_name: str, automatic: bool) -> _SourceOutcome:
+        from plaid_loader import institution_slug_of, load_plaid_positions
 
         services = self._services
         email = services.user_email
-        store = services.secret_store
-        names = list_user_tokens(email, store=store)
-        result = ProviderFetch(positions=[])
-        if not names:
-            return result
-        client = services.plaid_client()
-        for name in names:
-            slug = institution_slug_of(name)
-            state = services.connections.get(email, self.provider, slug)
-            institution = (state and state.institution_name) or institution_display_name(slug)
-            if automatic and state is not None and state.needs_repair:
-                result.keep_institutions.add(institution)
-                result.failures[institution] = LoginRequired(
+        slug = institution_slug_of(secret_name)
+        state = services.connections.get(email, self.provider, slug)
+        institution = (state and state.institution_name) or institution_display_name(slug)
+        if automatic and state is not None and state.needs_repair:
+            return _SourceOutcome(
+                institution,
+                error=LoginRequired(
                     f"{institution} needs the person to log in again through Plaid Link; "
                     "automatic refreshes skip it until then",
                     provider=self.provider,
                     code="ITEM_LOGIN_REQUIRED",
-                )
-                continue
-            try:
-                token = store.get(name)
-                rows = load_plaid_positions(
-                    token,
-                    client,
-                    user_email=email,
-                    institution_slug=slug,
-                    fetched_at=services.clock(),
-                )
-            except ProviderError as exc:
-                services.connections.record_error(
-                    email, self.provider, slug, exc, institution_name=institution,
-                    institution_slug=slug,
-                )
-                result.failures[institution] = exc
-                result.keep_institutions.add(institution)
-                continue
-            except SecretStoreError as exc:
-                result.keep_institutions.add(institution)
-                result.failures[institution] = exc
-                continue
-            result.sources += 1
-            result.positions.extend(rows)
-            services.connections.record(
+                ),
+            )
+        try:
+            rows = load_plaid_positions(
+                services.secret_store.get(secret_name),
+                client,
+                user_email=email,
+                institution_slug=slug,
+                fetched_at=services.clock(),
+            )
+        except ProviderError as exc:
+            services.connections.record_error(
                 email,
                 self.provider,
                 slug,
-                status="ok",
-                institution_name=rows[0].institution if rows else institution,
+                exc,
+                institution_name=institution,
                 institution_slug=slug,
-                synced=True,
             )
-        if result.sources == 0 and result.failures:
-            raise _as_provider_error(self.provider, next(iter(result.failures.values())))
-        return result
+            return _SourceOutcome(institution, error=exc)
+        except SecretStoreError as exc:
+            return _SourceOutcome(institution, error=exc)
+        services.connections.record(
+            email,
+            self.provider,
+            slug,
+            status="ok",
+            institution_name=rows[0].institution if rows else institution,
+            institution_slug=slug,
+            synced=True,
+        )
+        return _SourceOutcome(institution, rows=rows)
 
 
 class SnapTradePositionsFetcher:
@@ -120,8 +163,26 @@ class SnapTradePositionsFetcher:
 
     def __call__(self, *, automatic: bool) -> ProviderFetch:
         from services.secret_store import snaptrade_user_secret_name
+        from snaptrade_loader import _list_user_accounts_with_retry
+
+        services = self._services
+        secret_name = snaptrade_user_secret_name(services.user_email)
+        if not services.secret_store.exists(secret_name):
+            return ProviderFetch(positions=[])
+        secret = services.secret_store.get(secret_name)
+        client = services.snaptrade_client()
+        accounts = _list_user_accounts_with_retry(client, services.user_email, secret)
+        return _gather(
+            self.provider,
+            _in_parallel(
+                lambda account: self._fetch_account(client, secret, account, automatic), accounts
+            ),
+        )
+
+    def _fetch_account(
+        self, client: Any, secret: str, account: dict[str, Any], automatic: bool
+    ) -> _SourceOutcome:
         from snaptrade_loader import (
-            _list_user_accounts_with_retry,
             authorization_id_of,
             fetch_snaptrade_account,
             normalize_snaptrade_holdings,
@@ -129,56 +190,43 @@ class SnapTradePositionsFetcher:
 
         services = self._services
         email = services.user_email
-        secret_name = snaptrade_user_secret_name(email)
-        if not services.secret_store.exists(secret_name):
-            return ProviderFetch(positions=[])
-        secret = services.secret_store.get(secret_name)
-        client = services.snaptrade_client()
-        accounts = _list_user_accounts_with_retry(client, email, secret)
-        result = ProviderFetch(positions=[])
-        for account in accounts:
-            institution = str(account.get("institution_name") or "Unknown")
-            authorization_id = authorization_id_of(account)
-            state = (
-                services.connections.get(email, self.provider, authorization_id)
-                if authorization_id
-                else None
-            )
-            account_id = str(account.get("id"))
-            if automatic and state is not None and state.needs_repair:
-                result.keep_accounts.add(account_id)
-                result.failures[institution] = ConnectionDisabled(
+        institution = str(account.get("institution_name") or "Unknown")
+        account_id = str(account.get("id"))
+        authorization_id = authorization_id_of(account)
+        state = (
+            services.connections.get(email, self.provider, authorization_id)
+            if authorization_id
+            else None
+        )
+        if automatic and state is not None and state.needs_repair:
+            return _SourceOutcome(
+                institution,
+                account_id=account_id,
+                error=ConnectionDisabled(
                     f"The {institution} connection is disabled at SnapTrade; automatic "
                     "refreshes skip it until it is reconnected",
                     provider=self.provider,
                     code="3003",
-                )
-                continue
-            try:
-                raw = fetch_snaptrade_account(client, email, secret, account)
-            except ProviderError as exc:
-                if authorization_id:
-                    services.connections.record_error(
-                        email, self.provider, authorization_id, exc, institution_name=institution
-                    )
-                result.keep_accounts.add(account_id)
-                result.failures[institution] = exc
-                continue
-            result.sources += 1
-            result.positions.extend(
-                normalize_snaptrade_holdings(
-                    {"accounts": [raw]}, user_email=email, fetched_at=services.clock()
-                )
+                ),
             )
+        try:
+            raw = fetch_snaptrade_account(client, email, secret, account)
+        except ProviderError as exc:
             if authorization_id:
-                services.connections.record(
-                    email,
-                    self.provider,
-                    authorization_id,
-                    status="ok",
-                    institution_name=institution,
-                    synced=True,
+                services.connections.record_error(
+                    email, self.provider, authorization_id, exc, institution_name=institution
                 )
-        if result.sources == 0 and result.failures:
-            raise _as_provider_error(self.provider, next(iter(result.failures.values())))
-        return result
+            return _SourceOutcome(institution, account_id=account_id, error=exc)
+        if authorization_id:
+            services.connections.record(
+                email,
+                self.provider,
+                authorization_id,
+                status="ok",
+                institution_name=institution,
+                synced=True,
+            )
+        rows = normalize_snaptrade_holdings(
+            {"accounts": [raw]}, user_email=email, fetched_at=services.clock()
+        )
+        return _SourceOutcome(institution, rows=rows, account_id=account_id)

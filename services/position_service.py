@@ -24,11 +24,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import Engine, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -87,8 +88,9 @@ class PositionService:
     # How long a caller waits for another caller's refresh of the same provider.
     LOCK_WAIT_SECONDS = 45.0
 
-    _thread_locks: dict[tuple[str, str], threading.Lock] = {}
-    _thread_locks_guard = threading.Lock()
+    # Shared by every instance in the process: one lock per (user, provider).
+    _thread_locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
+    _thread_locks_guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -132,14 +134,28 @@ class PositionService:
         positions: list[dict[str, Any]] = []
         metadata: dict[str, dict[str, Any]] = {}
         fetched: dict[str, list[dict[str, Any]]] = {}
-        for provider in self._fetchers:
-            snapshot = snapshots.get(provider, _EMPTY_SNAPSHOT)
-            is_fresh, _ = self._freshness(provider, snapshot)
-            if use_cache and not force_refresh and is_fresh:
-                continue
-            fetched[provider], metadata[provider] = self._get_positions_df(
-                provider, snapshot, force=force_refresh or not use_cache
-            )
+        stale = [
+            provider
+            for provider in self._fetchers
+            if force_refresh
+            or not use_cache
+            or not self._freshness(provider, snapshots.get(provider, _EMPTY_SNAPSHOT))[0]
+        ]
+        # Stale providers are fetched side by side: the answer waits for the slowest
+        # provider, not for the sum of both.
+        if stale:
+            with ThreadPoolExecutor(max_workers=len(stale)) as pool:
+                futures = {
+                    provider: pool.submit(
+                        self._get_positions_df,
+                        provider,
+                        snapshots.get(provider, _EMPTY_SNAPSHOT),
+                        force=force_refresh or not use_cache,
+                    )
+                    for provider in stale
+                }
+                for provider, future in futures.items():
+                    fetched[provider], metadata[provider] = future.result()
         cached = self._read_rows([p for p in self._fetchers if p not in fetched])
         snapshots = self._snapshots() if fetched else snapshots
         for provider in self._fetchers:
@@ -156,7 +172,7 @@ class PositionService:
     def _get_positions_df(
         self, provider: str, snapshot: _Snapshot, *, force: bool
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Fetch one stale provider; on failure serve its last rows, marked stale, with the error."""
+        """Fetch a stale provider; on failure serve its last rows, marked stale, with its error."""
         now = self._clock()
         recently_failed = (
             not force
@@ -233,7 +249,7 @@ class PositionService:
             if snapshot.generation != seen_generation:
                 # Someone refreshed while we waited: use their outcome, fetch nothing.
                 if _last_attempt_failed(snapshot):
-                    raise ProviderError(snapshot.last_error, provider=provider)
+                    raise ProviderError(str(snapshot.last_error), provider=provider)
                 return False
             started = self._clock()
             try:

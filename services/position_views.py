@@ -108,11 +108,7 @@ def _iso(value: Any) -> Any:
 
 
 def _json_position(position: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: _iso(value)
-        for key, value in position.items()
-        if key not in ("user_email",)
-    }
+    return {key: _iso(value) for key, value in position.items() if key not in ("user_email",)}
 
 
 def _add(totals: dict[str, float], currency: str, value: float | None) -> None:
@@ -141,7 +137,13 @@ def _summary(positions: list[dict[str, Any]]) -> dict[str, Any]:
         key = (p["ticker"] or p["name"] or "?", p["currency"])
         entry = holdings.setdefault(
             key,
-            {"ticker": key[0], "name": p["name"], "currency": key[1], "quantity": 0.0, "value": 0.0},
+            {
+                "ticker": key[0],
+                "name": p["name"],
+                "currency": key[1],
+                "quantity": 0.0,
+                "value": 0.0,
+            },
         )
         entry["quantity"] = round(entry["quantity"] + p["quantity"], 6)
         entry["value"] = round(entry["value"] + (p["market_value"] or 0.0), 2)
@@ -206,6 +208,10 @@ def _by_account(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         provider_rows = [r for accts in institutions.values() for rs in accts.values() for r in rs]
         providers.append(
-            {"provider": provider, "institutions": institution_list, "totals": _totals(provider_rows)}
+            {
+                "provider": provider,
+                "institutions": institution_list,
+                "totals": _totals(provider_rows),
+            }
         )
     return providers

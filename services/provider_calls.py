@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
 
 from services.errors import ProviderError
 
@@ -71,6 +72,14 @@ def _retry_after_too_long(state: RetryCallState) -> bool:
     return retry_after is not None and retry_after > RETRY_POLICY.max_wait_seconds
 
 
+class stop_when(stop_base):  # noqa: N801 - reads like tenacity's own stop_* helpers
+    def __init__(self, predicate: Callable[[RetryCallState], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._predicate(retry_state)
+
+
 def _wait_seconds(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     retry_after = getattr(exc, "retry_after", None)
@@ -86,7 +95,7 @@ def _wait_seconds(state: RetryCallState) -> float:
 def call_with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call ``fn`` (which raises only ProviderError for provider failures) with retries."""
     retrying = Retrying(
-        stop=stop_after_attempt(RETRY_POLICY.attempts) | _retry_after_too_long,
+        stop=stop_after_attempt(RETRY_POLICY.attempts) | stop_when(_retry_after_too_long),
         retry=retry_if_exception(_is_retryable),
         wait=_wait_seconds,
         sleep=lambda seconds: RETRY_POLICY.sleep(seconds),

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
 import plaid
@@ -33,7 +33,13 @@ SPECS_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs"
 PLAID_SPEC = SPECS_DIR / "plaid-2020-09-14.patched.json"
 SNAPTRADE_SPEC = SPECS_DIR / "snaptrade-api.yaml"
 
-DEMO_USER = {"user_id": demo.SNAPTRADE_USER_ID, "user_secret": demo.SNAPTRADE_USER_SECRET}
+
+class UserCredentials(TypedDict):
+    user_id: str
+    user_secret: str
+
+
+DEMO_USER = UserCredentials(user_id=demo.SNAPTRADE_USER_ID, user_secret=demo.SNAPTRADE_USER_SECRET)
 
 
 class OffsetClock:
@@ -166,7 +172,7 @@ def _load_spec(path: Path) -> dict[str, Any]:
         if path.suffix == ".json":
             spec = json.load(f)
         else:
-            spec = yaml.load(f, Loader=_YamlWithoutTimestamps)  # noqa: S506 (SafeLoader subclass)
+            spec = yaml.load(f, Loader=_YamlWithoutTimestamps)
     return _allow_null_compositions(spec)
 
 

@@ -155,7 +155,7 @@ def test_the_snaptrade_sdk_itself_retries_a_429_with_retry_after(
 ):
     # Not an emulator rule but a fact the loaders must know: urllib3 inside the SDK
     # sleeps Retry-After and tries again, up to 3 more times, before raising.
-    controls.fail(POSITIONS, "429", times=1, retry_after=0.1)
+    controls.fail(POSITIONS, "429", times=1, retry_after=0)
     assert _positions(emulator).status == 200
     assert controls.calls(POSITIONS) == 2
 
@@ -274,14 +274,14 @@ def test_latency_delays_answers(emulator: EmulatorHandle, controls: Controls):
 def test_http_switches(emulator: EmulatorHandle):
     admin = f"{emulator.base_url}/_emulator"
     assert requests.get(f"{admin}/health", timeout=5).json()["status"] == "ok"
-    fail = {"endpoint": POSITIONS, "fault": "3003", "times": 1}
+    fail: dict[str, str | int] = {"endpoint": POSITIONS, "fault": "3003", "times": 1}
     assert requests.post(f"{admin}/fail", json=fail, timeout=5).status_code == 200
     assert _snaptrade_failure(emulator).status == 402
     assert _positions(emulator).status == 200
     calls = requests.get(f"{admin}/calls", params={"endpoint": POSITIONS}, timeout=5).json()
     assert calls == {"calls": 2}
 
-    latency = {"endpoint": "*", "seconds": 0.2}
+    latency: dict[str, str | float] = {"endpoint": "*", "seconds": 0.2}
     assert requests.post(f"{admin}/latency", json=latency, timeout=5).status_code == 200
     started = time.monotonic()
     _positions(emulator)

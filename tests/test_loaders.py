@@ -281,7 +281,11 @@ def test_hosted_link_returns_a_public_token_that_exchanges_for_an_access_token(
     waits: list[float] = []
     with pytest.raises(ProviderTimeout):
         plaid_loader.wait_for_public_token(
-            link["link_token"], timeout=30, poll=10, client=client, sleep=waits.append,
+            link["link_token"],
+            timeout=30,
+            poll=10,
+            client=client,
+            sleep=waits.append,
             monotonic=lambda: 10.0 * len(waits),
         )
     assert waits == [10, 10, 10]  # polled at 0, 10, 20 and 30 s

@@ -1,4 +1,4 @@
-"""get_positions over MCP: in memory on SQLite and Postgres, and once over a real stdio subprocess."""
+"""get_positions over MCP: in memory on SQLite and Postgres, and over a real stdio subprocess."""
 
 from __future__ import annotations
 

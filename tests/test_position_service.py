@@ -1,4 +1,4 @@
-"""The position cache: per-provider lifetimes, nothing lost on failure, one fetch for many readers."""
+"""The position cache: per-provider lifetimes, nothing lost on failure, one fetch for many."""
 
 from __future__ import annotations
 
@@ -183,8 +183,11 @@ def test_one_item_needing_login_keeps_its_rows_and_the_other_item_refreshes(
     first = service.get_all_positions()
     ibkr_before = plaid_rows(first, "Interactive Brokers")
     clock.advance(hours=80)
-    # Items are fetched in name order: the Interactive Brokers Item answers first.
-    emulator.controls.fail(HOLDINGS, "ITEM_LOGIN_REQUIRED", times=1)
+    from sandbox import demo
+
+    emulator.controls.fail(
+        HOLDINGS, "ITEM_LOGIN_REQUIRED", subject=demo.PLAID_ACCESS_TOKENS["interactive-brokers"]
+    )
     result = service.get_all_positions()
     assert plaid_rows(result, "Interactive Brokers") == ibkr_before
     merrill = plaid_rows(result, "Merrill Lynch")
@@ -248,8 +251,9 @@ def test_every_call_goes_to_the_ledger(services: Any, emulator: Any) -> None:
     assert services.ledger.count(provider="snaptrade") == emulator.controls.calls() - 2
 
 
-def _read_positions_in_child(database_url: str, plaid_url: str, snap_url: str, instance: str,
-                             barrier: Any, out: Any) -> None:
+def _read_positions_in_child(
+    database_url: str, plaid_url: str, snap_url: str, instance: str, barrier: Any, out: Any
+) -> None:
     from services.composition import build_services
     from settings import load_settings
 
@@ -286,8 +290,14 @@ def test_eight_processes_on_postgres_cause_one_holdings_call_per_item(
     workers = [
         context.Process(
             target=_read_positions_in_child,
-            args=(postgres_url, emulator.plaid_url, emulator.snaptrade_url,
-                  str(tmp_path / "instance"), barrier, out),
+            args=(
+                postgres_url,
+                emulator.plaid_url,
+                emulator.snaptrade_url,
+                str(tmp_path / "instance"),
+                barrier,
+                out,
+            ),
         )
         for _ in range(8)
     ]
