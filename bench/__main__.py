@@ -236,7 +236,6 @@ def _run_week(services: Any, clock: Clock, calls_per_day: int, cached: bool) -> 
 
 def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     from sandbox.server import start_emulator
-
     from services.position_views import get_positions_view
 
     figures: dict[str, Any] = {}
