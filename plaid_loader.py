@@ -537,3 +537,116 @@ def exchange_public_token(public_token: str, client: PlaidApi) -> tuple[str, str
         _call("/item/public_token/exchange", lambda: client.item_public_token_exchange(request))
     )
     return response["access_token"], response["item_id"]
+
+
+# --- removing an Item (stops its monthly fee; cannot be undone) ------------------------
+
+
+def remove_plaid_connection(
+    access_token: str, client: PlaidApi, *, subject: str | None = None
+) -> dict[str, Any]:
+    """``/item/remove``: end the Item at Plaid (the only way to stop its monthly fee)."""
+    from plaid.model.item_remove_request import ItemRemoveRequest
+
+    request = ItemRemoveRequest(access_token=access_token)
+    return _to_plain(_call("/item/remove", lambda: client.item_remove(request), subject=subject))
+
+
+def _matching_token_names(names: list[str], user_id: str, institution_slug: str) -> list[str]:
+    """Names whose path below ``plaid/access_token/<user>/`` has ``institution_slug`` as a
+    whole segment, so ``interactive-brokers`` never matches ``interactive-brokers-old``."""
+    from services.secret_store import plaid_tokens_prefix
+
+    prefix = plaid_tokens_prefix(user_id)
+    return [
+        name
+        for name in names
+        if name.startswith(prefix) and institution_slug in name[len(prefix) :].split("/")
+    ]
+
+
+def remove_plaid_institution(
+    user_id: str,
+    institution_slug: str,
+    region_name: str | None,
+    client: PlaidApi,
+    dry_run: bool = True,
+    *,
+    store: SecretStore | None = None,
+) -> dict[str, Any]:
+    """Remove one institution's Plaid Item, then schedule its token secret for deletion.
+
+    Dry run by default. Exactly one token secret must match the slug (zero or
+    several is an error listing what was found; nothing is touched). The Item is
+    removed at Plaid FIRST: once the secret is scheduled for deletion the token
+    can no longer be read to retry the removal, and a billed Item would be left
+    without a token. An Item Plaid already says is gone counts as removed. The
+    secret is only ever scheduled (7-day recovery window), never force-deleted.
+    """
+    from services.errors import Conflict, NotFound
+
+    store = _store(store, region_name)
+    names = list_user_tokens(user_id, region_name, store=store)
+    matches = _matching_token_names(names, user_id, institution_slug)
+    if len(matches) != 1:
+        found = ", ".join(names) or "none"
+        problem = "no Plaid token matches" if not matches else "several Plaid tokens match"
+        error_class = NotFound if not matches else Conflict
+        raise error_class(
+            f"{problem} institution {institution_slug!r} for {user_id}; nothing was changed. "
+            f"Tokens found: {found}"
+        )
+    secret_name = matches[0]
+    access_token = get_plaid_token(secret_name, region_name, store=store)
+    result = {
+        "secret_name": secret_name,
+        "plaid_removed": False,
+        "secret_deleted": False,
+        "dry_run": dry_run,
+    }
+    if dry_run:
+        return result
+    try:
+        remove_plaid_connection(access_token, client, subject=institution_slug)
+    except ItemNotFound:
+        log.info("Plaid Item for %s was already removed", institution_slug)
+    result["plaid_removed"] = True
+    store.schedule_deletion(secret_name, recovery_days=7)
+    result["secret_deleted"] = True
+    return result
+
+
+def delete_plaid_user_tokens(
+    user_id: str,
+    region_name: str | None,
+    client: PlaidApi,
+    dry_run: bool = True,
+    *,
+    store: SecretStore | None = None,
+) -> list[dict[str, Any]]:
+    """Remove every Plaid Item of the user, one by one, with the same steps (dry run by default).
+
+    A failure on one Item is reported in its entry (``error``) and does not stop
+    the others; its secret stays.
+    """
+    store = _store(store, region_name)
+    results = []
+    for secret_name in list_user_tokens(user_id, region_name, store=store):
+        slug = institution_slug_of(secret_name)
+        try:
+            results.append(
+                remove_plaid_institution(
+                    user_id, slug, region_name, client, dry_run=dry_run, store=store
+                )
+            )
+        except BrokerageHubError as exc:
+            results.append(
+                {
+                    "secret_name": secret_name,
+                    "plaid_removed": False,
+                    "secret_deleted": False,
+                    "dry_run": dry_run,
+                    "error": exc.message,
+                }
+            )
+    return results

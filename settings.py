@@ -51,6 +51,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PROVIDER_TIMEOUT_SECONDS", "20", "Read timeout of every provider HTTP call."),
     Setting("PROVIDER_RETRY_ATTEMPTS", "3", "Attempts per provider call on 429, 5xx or network."),
     Setting("LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "SECRET_KEY",
+        "",
+        "Signs web session cookies; empty means a random key kept in INSTANCE_DIR/secret_key.",
+        True,
+    ),
+    Setting(
+        "PROVIDER_PRIORITY",
+        "snaptrade,plaid",
+        "Which provider's rows count when an institution is on both.",
+    ),
+    Setting("PLAID_ITEM_MONTHLY_USD", "0.30", "Plaid Investments fee per Item per month (USD)."),
+    Setting("PLAID_REFRESH_CALL_USD", "0.12", "Plaid fee per /investments/refresh call (USD)."),
+    Setting("SNAPTRADE_USER_MONTHLY_USD", "2.00", "SnapTrade fee per connected user per month."),
+    Setting("TRADING_ENABLED", "false", "Allow placing orders (true/false); previews work either way."),
+    Setting("MAX_ORDER_VALUE", "10000", "Largest estimated order value, in the account's currency."),
+    Setting("PREVIEW_TTL_SECONDS", "120", "Seconds a trade preview can be executed (at most 300)."),
 )
 
 SETTING_NAMES = tuple(s.name for s in SETTINGS)
@@ -105,6 +122,14 @@ class Settings:
     provider_timeout_seconds: float
     provider_retry_attempts: int
     log_level: str
+    secret_key: str = field(default="", repr=False)
+    provider_priority: tuple[str, ...] = ("snaptrade", "plaid")
+    plaid_item_monthly_usd: float = 0.30
+    plaid_refresh_call_usd: float = 0.12
+    snaptrade_user_monthly_usd: float = 2.00
+    trading_enabled: bool = False
+    max_order_value: float = 10000.0
+    preview_ttl_seconds: int = 120
 
     @property
     def plaid_uses_emulator(self) -> bool:
@@ -149,6 +174,36 @@ def _positive_number(env: Mapping[str, str], name: str, *, integer: bool = False
     return number
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env[name].strip().lower()
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off", ""):
+        return False
+    raise _bad(name, env[name].strip(), "true or false")
+
+
+def _money(env: Mapping[str, str], name: str) -> float:
+    raw = env[name].strip()
+    try:
+        amount = float(raw)
+    except ValueError:
+        amount = -1.0
+    if not math.isfinite(amount) or amount < 0:
+        raise _bad(name, raw, "an amount in USD, 0 or more, such as 0.30")
+    return amount
+
+
+def _provider_priority(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env["PROVIDER_PRIORITY"].strip()
+    order = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if sorted(order) != ["plaid", "snaptrade"]:
+        raise _bad(
+            "PROVIDER_PRIORITY", raw, "both providers in order: snaptrade,plaid or plaid,snaptrade"
+        )
+    return order
+
+
 def _url(env: Mapping[str, str], name: str) -> str:
     raw = env[name].strip()
     if not raw:
@@ -174,6 +229,20 @@ def _required_for_live(env: Mapping[str, str], name: str, env_name: str, env_val
     if env_value != "emulator" and not value:
         raise ConfigError(f"{name} is empty: it is required when {env_name}={env_value}")
     return value
+
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _secret_key(env: Mapping[str, str]) -> str:
+    raw = env["SECRET_KEY"].strip()
+    # A short key can be brute-forced offline from one session cookie, and then forged.
+    if raw and len(raw) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"SECRET_KEY is too short ({len(raw)} characters): use at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters, or leave it empty"
+        )
+    return raw
 
 
 def _read_environment(environ: Mapping[str, str] | None, use_dotenv: bool) -> dict[str, str]:
@@ -222,4 +291,12 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
         provider_timeout_seconds=_positive_number(env, "PROVIDER_TIMEOUT_SECONDS"),
         provider_retry_attempts=int(_positive_number(env, "PROVIDER_RETRY_ATTEMPTS", integer=True)),
         log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS),
+        secret_key=_secret_key(env),
+        provider_priority=_provider_priority(env),
+        plaid_item_monthly_usd=_money(env, "PLAID_ITEM_MONTHLY_USD"),
+        plaid_refresh_call_usd=_money(env, "PLAID_REFRESH_CALL_USD"),
+        snaptrade_user_monthly_usd=_money(env, "SNAPTRADE_USER_MONTHLY_USD"),
+        trading_enabled=_flag(env, "TRADING_ENABLED"),
+        max_order_value=_positive_number(env, "MAX_ORDER_VALUE"),
+        preview_ttl_seconds=int(_positive_number(env, "PREVIEW_TTL_SECONDS", integer=True)),
     )

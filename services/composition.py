@@ -155,6 +155,7 @@ class Services:
                 "snaptrade": SnapTradePositionsFetcher(self),
             },
             clock=self.clock,
+            provider_priority=self.settings.provider_priority,
         )
 
     def ensure_demo_user(self) -> None:

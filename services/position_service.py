@@ -99,8 +99,11 @@ class PositionService:
         user_email: str,
         fetchers: Mapping[str, PositionFetcher],
         clock: Callable[[], datetime],
+        provider_priority: tuple[str, ...] = ("snaptrade", "plaid"),
     ) -> None:
         self._engine = engine
+        # Which provider's rows count when an institution is reachable through both.
+        self.provider_priority = provider_priority
         self.user_email = user_email
         self._fetchers = dict(fetchers)
         self._clock = clock

@@ -13,6 +13,7 @@ from typing import Any
 
 from services.errors import InvalidInput
 from services.normalized import PROVIDERS
+from services.overlaps import find_overlaps
 from services.position_service import PositionService, PositionsResult
 
 FORMATS = ("full", "summary", "by_account", "list")
@@ -51,7 +52,7 @@ def get_positions_view(
             refresh_error = message
     # The refreshed provider is now fresh; the other is fetched only if its own cache expired.
     result = service.get_all_positions(use_cache=True)
-    payload = render_positions(result, format)
+    payload = render_positions(result, format, service.provider_priority)
     if refresh_provider is not None:
         payload["refresh"] = {
             "provider": refresh_provider,
@@ -61,16 +62,25 @@ def get_positions_view(
     return payload
 
 
-def render_positions(result: PositionsResult, format: str) -> dict[str, Any]:
-    positions = [_json_position(p) for p in result.positions]
+def render_positions(
+    result: PositionsResult, format: str, priority: tuple[str, ...] = ("snaptrade", "plaid")
+) -> dict[str, Any]:
+    overlaps, duplicates = find_overlaps(result.positions, priority)
+    positions = [
+        {**_json_position(p), "duplicate": (p["provider"], p["account_id"]) in duplicates}
+        for p in result.positions
+    ]
+    # Every total counts an institution reachable through both providers once.
+    counted = [p for p in positions if not p["duplicate"]]
     payload: dict[str, Any] = {"format": format}
     if format == "full":
         payload["positions"] = positions
-        payload["totals"] = _totals(positions)
+        payload["totals"] = _totals(counted)
     elif format == "summary":
-        payload["summary"] = _summary(positions)
+        payload["summary"] = _summary(counted)
     elif format == "by_account":
         payload["providers"] = _by_account(positions)
+        payload["totals"] = _totals(counted)
     else:
         payload["positions"] = [
             {
@@ -78,10 +88,13 @@ def render_positions(result: PositionsResult, format: str) -> dict[str, Any]:
                 "quantity": p["quantity"],
                 "value": p["market_value"],
                 "currency": p["currency"],
+                **({"duplicate": True} if p["duplicate"] else {}),
             }
             for p in positions
         ]
-    payload["position_count"] = len(positions)
+        payload["totals"] = _totals(counted)
+    payload["position_count"] = len(counted)
+    payload["overlaps"] = [overlap.to_dict() for overlap in overlaps]
     payload["cache_info"] = cache_info(result)
     return payload
 
@@ -175,6 +188,7 @@ def _by_account(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 account_list.append(
                     {
                         "account_id": account_id,
+                        "duplicate": first["duplicate"],
                         "name": first["account_name"],
                         "type": first["account_type"],
                         "mask": first["account_mask"],
