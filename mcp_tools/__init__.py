@@ -7,6 +7,7 @@ database, SDK or pandas import.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,9 @@ def register_all(server: MCPServer, get_services: ServicesFactory) -> None:
     from mcp_tools import positions
 
     positions.register(server, get_services)
+    from mcp_tools import migration
+
+    migration.register(server, get_services)
 
 
 def tool_error(exc: BaseException) -> Any:
@@ -32,4 +36,5 @@ def tool_error(exc: BaseException) -> Any:
 
     if isinstance(exc, BrokerageHubError):
         return ToolError(exc.message)
+    logging.getLogger(__name__).error("tool failed unexpectedly", exc_info=exc)
     return ToolError("internal error; see the server log")

@@ -65,11 +65,4 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
         try:
             return get_positions_view(get_services().positions, format, refresh_provider)
         except Exception as exc:
-            log.exception("get_positions failed") if not _expected(exc) else None
             raise tool_error(exc) from exc
-
-
-def _expected(exc: BaseException) -> bool:
-    from services.errors import BrokerageHubError
-
-    return isinstance(exc, BrokerageHubError)

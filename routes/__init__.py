@@ -1,4 +1,9 @@
-"""Flask blueprints: one per area. Routes parse input, call one service, render."""
+"""Flask blueprints: one per area. Routes parse input, call one service, render.
+
+Every route needs a logged-in session unless marked ``@public`` (see
+``routes/security.py``); every error leaves in one JSON shape,
+``{"error": {"type": ..., "message": ...}}``, for API callers.
+"""
 
 from __future__ import annotations
 
@@ -21,23 +26,30 @@ def error_response(kind: str, message: str, status: int, **extra: Any) -> Any:
     return jsonify({"error": {"type": kind, "message": message, **extra}}), status
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
-def register_blueprints(app: Flask) -> None:
-    from routes import health, plaid, positions, snaptrade
+_wants_json = wants_json  # the name this module used before
 
-    for module in (health, positions, plaid, snaptrade):
+
+def register_blueprints(app: Flask) -> None:
+    from routes import auth, connections, health, plaid, positions, snaptrade
+
+    for module in (health, auth, positions, connections, plaid, snaptrade):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(BrokerageHubError)
     def handle_our_error(exc: BrokerageHubError) -> Any:
-        return jsonify(exc.to_dict()), exc.http_status
+        response = jsonify(exc.to_dict())
+        retry_after = getattr(exc, "retry_after_seconds", None) or getattr(exc, "retry_after", None)
+        if retry_after:
+            response.headers["Retry-After"] = str(int(retry_after + 0.999))
+        return response, exc.http_status
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException) -> Any:
-        if not _wants_json():
+        if not wants_json():
             return exc
         return error_response(
             exc.name.lower().replace(" ", "_"), exc.description or exc.name, exc.code or 500

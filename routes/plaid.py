@@ -1,22 +1,83 @@
-"""Plaid connections page."""
+"""Plaid: the Items page, Hosted Link (new Item or update mode) and its progress.
+
+Linking runs as a background job (``services.linking``); the progress page
+polls ``GET /api/plaid/link/<job_id>`` with ``static/link_progress.js``.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from routes import services
-from services.position_service import PositionService
+from routes.linking_pages import render_connections
+from services.errors import NotFound, ProviderError
+from services.linking import DEFAULT_POLL_SECONDS
 
-bp = Blueprint("plaid", __name__, url_prefix="/plaid")
+bp = Blueprint("plaid", __name__)
 
 
-@bp.get("/")
-def connections():  # type: ignore[no-untyped-def]
-    svc = services()
-    return render_template(
-        "provider_connections.html",
-        provider="plaid",
-        title="Plaid",
-        connections=svc.connections.list(svc.user_email, "plaid"),
-        refresh_hours=PositionService.cache_hours_for_provider("plaid"),
-    )
+def _poll_seconds() -> float:
+    # Tests make this short; Plaid's own advice for /link/token/get polling is ~10 s.
+    return float(current_app.config.get("PLAID_LINK_POLL_SECONDS", DEFAULT_POLL_SECONDS))
+
+
+def _progress_url(job_id: str) -> str:
+    return url_for("plaid.link_progress", job_id=job_id, _external=True)
+
+
+@bp.get("/plaid/")
+def connections() -> Any:
+    return render_connections(("plaid",), title="Plaid")
+
+
+@bp.post("/plaid/link")
+def start_link() -> Any:
+    """Link a new institution through Plaid Hosted Link."""
+    try:
+        job = services().linking.start_plaid_link(
+            completion_url=_progress_url, poll_seconds=_poll_seconds()
+        )
+    except ProviderError as exc:
+        flash(f"Plaid Link could not be started: {exc.message}", "error")
+        return redirect(url_for("plaid.connections"), code=303)
+    return redirect(url_for("plaid.link_progress", job_id=job.job_id), code=303)
+
+
+@bp.post("/plaid/update")
+def start_update() -> Any:
+    """Link update mode for an existing Item (re-login, or instead of a duplicate)."""
+    slug = request.form.get("institution", "")
+    try:
+        job = services().linking.start_plaid_update(
+            slug, completion_url=_progress_url, poll_seconds=_poll_seconds()
+        )
+    except ProviderError as exc:
+        flash(f"Plaid Link update mode could not be started: {exc.message}", "error")
+        return redirect(url_for("plaid.connections"), code=303)
+    return redirect(url_for("plaid.link_progress", job_id=job.job_id), code=303)
+
+
+@bp.get("/plaid/link/<job_id>")
+def link_progress(job_id: str) -> Any:
+    try:
+        job = services().linking.plaid_job(job_id)
+    except NotFound as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("plaid.connections"), code=303)
+    return render_template("plaid_link.html", job=job.to_dict())
+
+
+@bp.get("/api/plaid/link/<job_id>")
+def link_status(job_id: str) -> Any:
+    return jsonify(services().linking.plaid_job(job_id).to_dict())

@@ -1,30 +1,53 @@
-"""Positions: the page and ``GET /api/positions`` (the same JSON as the MCP tool)."""
+"""Positions: the page, ``GET /api/positions`` (the MCP tool's JSON) and a one-provider refresh."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from typing import Any
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
 from routes import services
+from routes.charts import allocation_charts
+from services.normalized import PROVIDERS
 from services.position_service import PositionService
 from services.position_views import get_positions_view
 
 bp = Blueprint("positions", __name__)
 
+PROVIDER_NAMES = {"plaid": "Plaid", "snaptrade": "SnapTrade"}
+
 
 @bp.get("/api/positions")
-def api_positions():  # type: ignore[no-untyped-def]
+def api_positions() -> Any:
     format_ = request.args.get("format", "full")
     refresh_provider = request.args.get("refresh_provider") or None
     return jsonify(get_positions_view(services().positions, format_, refresh_provider))
 
 
 @bp.get("/")
-def positions_page():  # type: ignore[no-untyped-def]
+def positions_page() -> Any:
     view = get_positions_view(services().positions, "by_account")
     summary = get_positions_view(services().positions, "summary")
     return render_template(
         "positions.html",
         view=view,
         summary=summary["summary"],
-        refresh_hours={p: PositionService.cache_hours_for_provider(p) for p in view["cache_info"]},
+        charts=allocation_charts(summary["summary"]),
+        overlaps=view.get("overlaps") or summary.get("overlaps") or [],
+        providers=PROVIDERS,
+        provider_names=PROVIDER_NAMES,
+        refresh_hours={p: PositionService.cache_hours_for_provider(p) for p in PROVIDERS},
     )
+
+
+@bp.post("/positions/refresh")
+def refresh_provider() -> Any:
+    """Fetch one provider now (the page's refresh button); bad input is a 400."""
+    provider = request.form.get("provider", "")
+    outcome = get_positions_view(services().positions, "list", provider)["refresh"]
+    name = PROVIDER_NAMES[provider]
+    if outcome["ok"]:
+        flash(f"{name} positions refreshed.", "info")
+    else:
+        flash(f"{name} refresh failed: {outcome['error']}", "error")
+    return redirect(url_for("positions.positions_page"), code=303)

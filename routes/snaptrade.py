@@ -1,22 +1,61 @@
-"""SnapTrade connections page."""
+"""SnapTrade: the connections page, the connection portal (new, reconnect, upgrade) and its return.
+
+The portal is reached through a page with a plain link rather than a redirect
+from our form post: the CSP's ``form-action 'self'`` also covers redirects.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from routes import services
-from services.position_service import PositionService
+from routes.linking_pages import render_connections
+from services.errors import NotFound, ProviderError
 
-bp = Blueprint("snaptrade", __name__, url_prefix="/snaptrade")
+bp = Blueprint("snaptrade", __name__)
 
 
-@bp.get("/")
-def connections():  # type: ignore[no-untyped-def]
-    svc = services()
-    return render_template(
-        "provider_connections.html",
-        provider="snaptrade",
-        title="SnapTrade",
-        connections=svc.connections.list(svc.user_email, "snaptrade"),
-        refresh_hours=PositionService.cache_hours_for_provider("snaptrade"),
-    )
+@bp.get("/snaptrade/")
+def connections() -> Any:
+    return render_connections(("snaptrade",), title="SnapTrade")
+
+
+@bp.post("/snaptrade/connect")
+def start_connection() -> Any:
+    """Open the portal: ``connection_type`` read or trade; ``reconnect`` an authorization id."""
+    try:
+        flow = services().linking.start_snaptrade_connection(
+            request.form.get("connection_type", "read"),
+            request.form.get("reconnect") or None,
+            return_url=lambda flow_id: url_for(
+                "snaptrade.connection_returned", flow_id=flow_id, _external=True
+            ),
+        )
+    except ProviderError as exc:
+        flash(f"The SnapTrade portal could not be opened: {exc.message}", "error")
+        return redirect(url_for("snaptrade.connections"), code=303)
+    return redirect(url_for("snaptrade.portal", flow_id=flow.flow_id), code=303)
+
+
+@bp.get("/snaptrade/connect/<flow_id>")
+def portal(flow_id: str) -> Any:
+    try:
+        flow = services().linking.snaptrade_flow(flow_id)
+    except NotFound as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("snaptrade.connections"), code=303)
+    return render_template("snaptrade_portal.html", flow=flow)
+
+
+@bp.get("/snaptrade/connected/<flow_id>")
+def connection_returned(flow_id: str) -> Any:
+    """Where the portal sends the person back: fetch SnapTrade positions once."""
+    try:
+        outcome = services().linking.finish_snaptrade_connection(flow_id)
+    except NotFound as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("snaptrade.connections"), code=303)
+    flash(outcome.message, "info" if outcome.ok else "error")
+    return redirect(url_for("snaptrade.connections"), code=303)

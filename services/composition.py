@@ -22,10 +22,16 @@ from settings import PROVIDER_CACHE_HOURS, Settings, load_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from services.auth import WebAuth
     from services.call_ledger import SqlCallLedger
     from services.connections import ConnectionRegistry
+    from services.cost_service import CostService
+    from services.health_service import HealthService
+    from services.linking import LinkingService
+    from services.migration_service import MigrationService
     from services.position_service import PositionService
     from services.secret_store import SecretStore
+    from services.trade_execution_service import TradeExecutionService
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +67,15 @@ class Services:
     def secret_store(self) -> SecretStore:
         from services.secret_store import build_secret_store
 
-        return build_secret_store(
+        store = build_secret_store(
             self.settings.secrets_backend,
             instance_dir=self.settings.instance_dir,
             region_name=self.settings.aws_region,
         )
+        # Seeding reads this property: publish the store before seeding it.
+        self.__dict__["secret_store"] = store
+        self.ensure_demo_user()
+        return store
 
     @cached_property
     def ledger(self) -> SqlCallLedger:
@@ -158,23 +168,68 @@ class Services:
             provider_priority=self.settings.provider_priority,
         )
 
-    def ensure_demo_user(self) -> None:
-        """In emulator mode, give the demo user the emulator's tokens the first time only.
+    @cached_property
+    def migrations(self) -> MigrationService:
+        from services.migration_service import MigrationService
 
-        Seeding happens when the user row is first created, so a token deleted
-        later (say by a migration) is never silently put back.
+        return MigrationService(self)
+
+    @cached_property
+    def costs(self) -> CostService:
+        from services.cost_service import CostService
+
+        return CostService(self)
+
+    @cached_property
+    def health(self) -> HealthService:
+        from services.health_service import HealthService
+
+        return HealthService(self)
+
+    @cached_property
+    def trading(self) -> TradeExecutionService:
+        return self.trading_for(self.user_email)
+
+    def trading_for(self, user_email: str) -> TradeExecutionService:
+        """Trading for one person: every order goes through their SnapTrade adapter."""
+        from services.secret_store import snaptrade_user_secret_name
+        from services.trade_execution_service import TradeExecutionService
+        from snaptrade_broker_adapter import SnapTradeBrokerAdapter
+
+        self.ensure_demo_user()
+
+        def adapter() -> SnapTradeBrokerAdapter:
+            secret = self.secret_store.get(snaptrade_user_secret_name(user_email))
+            return SnapTradeBrokerAdapter(self.snaptrade_client(), user_email, secret)
+
+        return TradeExecutionService(
+            engine=self.engine,
+            user_email=user_email,
+            adapter_factory=adapter,
+            clock=self.clock,
+            trading_enabled=self.settings.trading_enabled,
+            max_order_value=self.settings.max_order_value,
+            preview_ttl_seconds=self.settings.preview_ttl_seconds,
+        )
+
+    def ensure_demo_user(self) -> None:
+        """In emulator mode, give the demo user the emulator's tokens, once per secret store.
+
+        A marker secret records that seeding happened, so a token deleted later
+        (say by a migration) is never silently put back.
         """
+        from sandbox import demo
         from services.users import ensure_user
 
-        created = ensure_user(self.engine, self.user_email, self.clock)
-        if not created:
-            return
-        from sandbox import demo
-
+        ensure_user(self.engine, self.user_email, self.clock)
         if self.user_email != demo.DEMO_USER_EMAIL:
             return
         from services.errors import SecretStoreError
         from services.secret_store import plaid_token_name, snaptrade_user_secret_name
+
+        marker = f"app/demo_seeded/{self.user_email}"
+        if self.secret_store.exists(marker):
+            return
 
         seeds: dict[str, str] = {}
         if self.settings.plaid_env == "emulator":
@@ -188,6 +243,28 @@ class Services:
                     self.secret_store.put(name, value)
             except SecretStoreError as exc:
                 log.info("demo secret %s left as it is: %s", name, exc.message)
+        self.secret_store.put(marker, self.clock().isoformat())
+
+    # --- web app -------------------------------------------------------------------
+
+    @property
+    def emulator_mode(self) -> bool:
+        """Both providers are the local emulator: no real account can be reached."""
+        return self.settings.plaid_env == "emulator" and self.settings.snaptrade_env == "emulator"
+
+    @cached_property
+    def web_auth(self) -> WebAuth:
+        from services.auth import LoginRateLimiter, PasswordStore, WebAuth
+
+        return WebAuth(
+            PasswordStore(self.secret_store, self.user_email), LoginRateLimiter(self.clock)
+        )
+
+    @cached_property
+    def linking(self) -> LinkingService:
+        from services.linking import LinkingService
+
+        return LinkingService(self)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

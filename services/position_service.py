@@ -217,6 +217,11 @@ class PositionService:
 
     # --- refreshing -----------------------------------------------------------------
 
+    def get_cached_positions(self) -> list[dict[str, Any]]:
+        """Every provider's cached rows as they are: never calls a provider."""
+        rows = self._read_rows(list(self._fetchers))
+        return [row for provider in self._fetchers for row in rows.get(provider, [])]
+
     def refresh_provider_positions(self, provider: str) -> int:
         """Fetch one provider now and replace its rows; returns the number of rows stored.
 
@@ -228,16 +233,19 @@ class PositionService:
         self._refresh(provider, automatic=False, seen_generation=seen)
         return len(self._read_rows([provider]).get(provider, []))
 
-    def delete_provider_positions(self, provider: str) -> int:
-        """Remove one provider's rows (and its fetch time, so the next read fetches)."""
+    def delete_provider_positions(self, provider: str, *, institution: str | None = None) -> int:
+        """Remove one provider's rows (and its fetch time, so the next read fetches).
+
+        With ``institution``, only that institution's rows go: the others keep
+        their last known rows.
+        """
         self._require_provider(provider)
         user_id = self._ensure_user_id()
+        condition = [PositionRow.user_id == user_id, PositionRow.provider == provider]
+        if institution is not None:
+            condition.append(PositionRow.institution == institution)
         with self._engine.begin() as conn:
-            deleted = conn.execute(
-                delete(PositionRow).where(
-                    PositionRow.user_id == user_id, PositionRow.provider == provider
-                )
-            ).rowcount
+            deleted = conn.execute(delete(PositionRow).where(*condition)).rowcount
             conn.execute(
                 update(PositionSnapshot)
                 .where(PositionSnapshot.user_id == user_id, PositionSnapshot.provider == provider)

@@ -12,8 +12,9 @@ from app import create_app
 
 @pytest.fixture
 def client(services: Any) -> Any:
-    app = create_app({"TESTING": True}, services=services)
-    return app.test_client()
+    from tests.web_fixtures import logged_in_client
+
+    return logged_in_client(services)
 
 
 def test_api_positions_returns_the_tool_json(client: Any, emulator: Any) -> None:
@@ -56,8 +57,10 @@ def test_refresh_window_text_follows_the_settings(
 ) -> None:
     from tests.conftest import make_services
 
+    from tests.web_fixtures import logged_in_client
+
     services = make_services(tmp_path, sqlite_url, emulator, clock, PLAID_CACHE_HOURS="96")
-    client = create_app({"TESTING": True}, services=services).test_client()
+    client = logged_in_client(services)
     assert "Plaid data refreshes after 96h" in client.get("/").get_data(as_text=True)
     assert "Plaid data refreshes after 96h" in client.get("/plaid/").get_data(as_text=True)
     assert "SnapTrade data refreshes after 24h" in client.get("/snaptrade/").get_data(as_text=True)

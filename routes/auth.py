@@ -1,0 +1,57 @@
+"""Logging in and out (one user, from the settings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from routes import services
+from routes.security import log_in, log_out, public, safe_next_url
+from services.auth import TooManyLoginAttempts
+
+bp = Blueprint("auth", __name__)
+
+
+def _login_page(status: int = 200, *, error: str | None = None, **headers: str) -> Any:
+    svc = services()
+    return (
+        render_template(
+            "login.html",
+            error=error,
+            email=request.form.get("email", svc.user_email),
+            next_url=request.values.get("next", ""),
+            password_set=svc.web_auth.has_password(),
+            emulator_mode=svc.emulator_mode,
+        ),
+        status,
+        headers,
+    )
+
+
+@bp.get("/login")
+@public
+def login() -> Any:
+    return _login_page()
+
+
+@bp.post("/login")
+@public
+def login_submit() -> Any:
+    email = request.form.get("email", "")
+    password = request.form.get("password", "")
+    try:
+        ok = services().web_auth.login(email, password, client=request.remote_addr or "unknown")
+    except TooManyLoginAttempts as exc:
+        return _login_page(429, error=exc.message, **{"Retry-After": str(exc.retry_after_seconds)})
+    if not ok:
+        return _login_page(401, error="Wrong email or password.")
+    log_in(services().user_email)
+    return redirect(safe_next_url(request.form.get("next")), code=303)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    log_out()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"), code=303)

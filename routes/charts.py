@@ -1,0 +1,106 @@
+"""Allocation bar charts, drawn as SVG on the server (no script, nothing from a CDN).
+
+Money is never added across currencies, so there is one chart per currency.
+Colours and sizes are SVG presentation attributes, not ``style``: the CSP
+forbids inline styles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PALETTE = (
+    "#2456d6",
+    "#0f9d76",
+    "#d9822b",
+    "#8e44ad",
+    "#c0392b",
+    "#16a2b8",
+    "#7f8c8d",
+    "#b7950b",
+    "#34495e",
+)
+BAR_AREA_WIDTH = 150.0  # SVG units; the label column is left of it, the figure right of it
+ROW_HEIGHT = 26
+
+LABELS = {
+    "equity": "Stocks",
+    "etf": "ETFs",
+    "mutual_fund": "Mutual funds",
+    "money_market": "Money market",
+    "fixed_income": "Bonds",
+    "option": "Options",
+    "crypto": "Crypto",
+    "cash": "Cash",
+    "other": "Other",
+}
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    share: float  # of the chart's total, 0..1 (negative values draw no bar)
+    color: str
+    y: int
+
+    @property
+    def width(self) -> float:
+        return round(BAR_AREA_WIDTH * max(0.0, min(1.0, self.share)), 2)
+
+    @property
+    def percent(self) -> str:
+        return f"{self.share * 100:.1f}%"
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    currency: str
+    total: float
+    bars: tuple[Bar, ...]
+
+    @property
+    def height(self) -> int:
+        return ROW_HEIGHT * len(self.bars)
+
+
+def allocation_charts(summary: dict[str, Any]) -> list[Chart]:
+    """Charts by security type and by institution, from the positions summary."""
+    charts = []
+    for key, title in (
+        ("by_security_type", "By security type"),
+        ("by_institution", "By institution"),
+    ):
+        groups: dict[str, dict[str, float]] = summary.get(key) or {}
+        currencies = sorted({currency for totals in groups.values() for currency in totals})
+        for currency in currencies:
+            chart = _chart(
+                title, currency, groups, labels=LABELS if key == "by_security_type" else {}
+            )
+            if chart is not None:
+                charts.append(chart)
+    return charts
+
+
+def _chart(
+    title: str, currency: str, groups: dict[str, dict[str, float]], *, labels: dict[str, str]
+) -> Chart | None:
+    values = {name: totals.get(currency, 0.0) for name, totals in groups.items()}
+    values = {name: value for name, value in values.items() if value}
+    total = sum(value for value in values.values() if value > 0)
+    if total <= 0:
+        return None
+    ranked = sorted(values.items(), key=lambda item: item[1], reverse=True)
+    bars = tuple(
+        Bar(
+            label=labels.get(name, name),
+            value=round(value, 2),
+            share=value / total,
+            color=PALETTE[index % len(PALETTE)],
+            y=index * ROW_HEIGHT,
+        )
+        for index, (name, value) in enumerate(ranked)
+    )
+    return Chart(title=title, currency=currency, total=round(total, 2), bars=bars)

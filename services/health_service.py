@@ -1,0 +1,232 @@
+"""The state of every connection, checked without disturbing it, and recorded.
+
+Passive by default: SnapTrade accounts, each authorization's detail and one
+balance read; Plaid ``/item/get`` per Item. ``probe_trading=True`` adds one
+symbol search per SnapTrade trade connection (still read-only at the broker).
+What a check sees is written to the connection registry, so automatic refreshes
+skip a connection that needs repair and ``get_positions`` can say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from services.errors import BrokerageHubError, SecretNotFound
+
+if TYPE_CHECKING:
+    from services.composition import Services
+
+log = logging.getLogger(__name__)
+
+SUPPORT_USE_CASE = "Portfolio rebalancing via MCP tools"
+
+
+class HealthService:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    @property
+    def user_email(self) -> str:
+        return self._services.user_email
+
+    # --- SnapTrade --------------------------------------------------------------------
+
+    def snaptrade_rows(self, probe_trading: bool = False) -> list[dict[str, Any]]:
+        """The loader's health rows (raises when the accounts cannot be listed at all)."""
+        from services.secret_store import snaptrade_user_secret_name
+        from snaptrade_loader import check_snaptrade_connection_health
+
+        services = self._services
+        services.ensure_demo_user()
+        name = snaptrade_user_secret_name(self.user_email)
+        try:
+            secret = services.secret_store.get(name)
+        except SecretNotFound:
+            return []  # no SnapTrade user registered: genuinely no connections
+        rows = check_snaptrade_connection_health(
+            self.user_email, services.snaptrade_client(), probe_trading, user_secret=secret
+        )
+        for row in rows:
+            self._record_snaptrade(row)
+        return rows
+
+    def _record_snaptrade(self, row: dict[str, Any]) -> None:
+        if row["disabled"]:
+            status = "disabled"
+            error = row["trading_error"] or (
+                f"disabled at SnapTrade since {row['disabled_date']}: reconnect it"
+            )
+        elif not row["data_ok"]:
+            status, error = "error", row["trading_error"]
+        else:
+            status, error = "ok", None
+        try:
+            self._services.connections.record(
+                self.user_email,
+                "snaptrade",
+                row["authorization_id"],
+                status=status,
+                institution_name=row["brokerage_name"],
+                connection_type=row["connection_type"],
+                error=error,
+            )
+        except Exception:  # the report matters more than remembering it
+            log.warning("could not record SnapTrade connection state", exc_info=True)
+
+    # --- Plaid ------------------------------------------------------------------------
+
+    def plaid_rows(self) -> list[dict[str, Any]]:
+        from plaid_loader import check_plaid_connection_health
+
+        services = self._services
+        services.ensure_demo_user()
+        rows = check_plaid_connection_health(
+            self.user_email,
+            services.plaid_client(),
+            store=services.secret_store,
+            now=services.clock(),
+        )
+        for row in rows:
+            try:
+                services.connections.record(
+                    self.user_email,
+                    "plaid",
+                    row["institution_slug"],
+                    status=row["status"],
+                    institution_name=row["institution_name"],
+                    institution_slug=row["institution_slug"],
+                    error=row["error"],
+                )
+            except Exception:
+                log.warning("could not record Plaid connection state", exc_info=True)
+        return rows
+
+    # --- together ---------------------------------------------------------------------
+
+    def check_connections(self, probe_trading: bool = False) -> dict[str, Any]:
+        """Every connection of both providers, with what needs the person's attention.
+
+        A provider that cannot be checked at all reports its error (it does not
+        look like "no connections") and does not hide the other provider.
+        """
+        if not isinstance(probe_trading, bool):
+            from services.errors import InvalidInput
+
+            raise InvalidInput("probe_trading must be true or false", field="probe_trading")
+        report: dict[str, Any] = {
+            "checked_at": self._services.clock().isoformat(),
+            "probe_trading": probe_trading,
+        }
+        attention: list[str] = []
+        try:
+            snaptrade = [_snaptrade_view(r) for r in self.snaptrade_rows(probe_trading)]
+            report["snaptrade"] = {"ok": True, "error": None, "connections": snaptrade}
+            attention += [
+                f"{r['brokerage_name']} (SnapTrade): {r['action']}"
+                for r in snaptrade
+                if r["needs_attention"]
+            ]
+        except BrokerageHubError as exc:
+            report["snaptrade"] = {"ok": False, "error": exc.message, "connections": []}
+            attention.append(f"SnapTrade could not be checked: {exc.message}")
+        try:
+            plaid = [_plaid_view(r) for r in self.plaid_rows()]
+            report["plaid"] = {"ok": True, "error": None, "connections": plaid}
+            attention += [
+                f"{r['institution_name']} (Plaid): {r['action']}"
+                for r in plaid
+                if r["needs_attention"]
+            ]
+        except BrokerageHubError as exc:
+            report["plaid"] = {"ok": False, "error": exc.message, "connections": []}
+            attention.append(f"Plaid could not be checked: {exc.message}")
+        report["needs_attention"] = attention
+        return report
+
+    # --- the 1020 support request -----------------------------------------------------
+
+    def snaptrade_client_id(self) -> str:
+        settings = self._services.settings
+        if settings.snaptrade_client_id:
+            return settings.snaptrade_client_id
+        if settings.snaptrade_env == "emulator":
+            from sandbox import demo
+
+            return demo.SNAPTRADE_CLIENT_ID
+        return "(SNAPTRADE_CLIENT_ID is not set)"
+
+    def snaptrade_support_request(self) -> str:
+        """The request to SnapTrade support for app-level trading (error 1020), filled in.
+
+        Probes trading (one symbol search per trade connection) to find the
+        affected authorizations. Never contains the consumer key or a user secret.
+        """
+        rows = self.snaptrade_rows(probe_trading=True)
+        affected = [
+            r for r in rows if r["trading_ok"] is False and "1020" in (r["trading_error"] or "")
+        ]
+        if not affected:
+            return (
+                "No SnapTrade connection answers HTTP 403 code 1020 right now "
+                f"({len(rows)} connection(s) checked): no support request is needed."
+            )
+        observed = affected[0]["trading_error"]
+        return "\n".join(
+            [
+                "Subject: Enable trading permissions for app",
+                f"Client ID: {self.snaptrade_client_id()}",
+                "Affected authorizations: " + ", ".join(r["authorization_id"] for r in affected),
+                "Brokerages: " + ", ".join(sorted({r["brokerage_name"] for r in affected})),
+                "Error: HTTP 403, code 1020 on get_order_impact / place_order endpoints",
+                f"Observed: {observed} (checked {self._services.clock().isoformat()})",
+                f"Use case: {SUPPORT_USE_CASE}",
+            ]
+        )
+
+
+def _snaptrade_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The loader's row plus what it means for the person."""
+    auth = row["authorization_id"]
+    action: str | None = None
+    if row["disabled"]:
+        action = (
+            "the connection is disabled: reconnect it through the SnapTrade connection portal "
+            f"(reconnect='{auth}')"
+        )
+    elif not row["data_ok"]:
+        action = f"the connection could not be read: {row['trading_error']}"
+    elif row["trading_ok"] is False:
+        action = str(row["trading_error"])
+        if "1020" in action:
+            action += " (flask --app app snaptrade-support-request prints the request)"
+    status = "disabled" if row["disabled"] else "ok" if row["data_ok"] else "error"
+    note = None
+    if row["connection_type"] == "read":
+        note = (
+            "read-only connection: to trade through it, reconnect it with connection type "
+            f"'trade' (reconnect='{auth}')"
+        )
+    return {
+        **row,
+        "status": status,
+        "needs_attention": action is not None,
+        "action": action,
+        "note": note,
+    }
+
+
+def _plaid_view(row: dict[str, Any]) -> dict[str, Any]:
+    action: str | None = None
+    if row["needs_relogin"]:
+        action = "the person must log in again through Plaid Link (update mode)"
+    elif row["status"] == "removed":
+        action = "the Item no longer exists at Plaid: link the institution again"
+    elif row["error"]:
+        action = f"the Item could not be checked: {row['error']}"
+    elif row["consent_expiring"]:
+        action = (
+            f"consent expires at {row['consent_expiration_time']}: renew it through Plaid Link "
+            "(update mode) before then"
+        )
+    return {**row, "needs_attention": action is not None, "action": action}
