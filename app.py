@@ -148,6 +148,29 @@ def register_cli(app: Flask) -> None:
         )
 
 
+    @app.cli.command("health")
+    @click.option(
+        "--probe-trading",
+        is_flag=True,
+        help="Also test trading access (one symbol search per SnapTrade trade connection).",
+    )
+    def health(probe_trading: bool) -> None:
+        """Check every connection (JSON); exit 1 when one needs attention."""
+        _run_cli(
+            lambda: app.extensions["services"].health.check_connections(probe_trading),
+            ok=lambda report: not report["needs_attention"],
+        )
+
+    @app.cli.command("snaptrade-support-request")
+    def snaptrade_support_request() -> None:
+        """Print the request asking SnapTrade to enable trading (error 1020), filled in."""
+        text: list[str] = []
+        _run_cli(
+            lambda: text.append(app.extensions["services"].health.snaptrade_support_request()),
+            quiet=True,
+        )
+        click.echo(text[0])
+
 def _run_cli(action: Any, ok: Any = None, *, quiet: bool = False) -> None:
     """Print the result as JSON; our errors as the JSON error shape with exit 1, no traceback."""
     from services.errors import BrokerageHubError

@@ -26,6 +26,10 @@ def register_all(server: MCPServer, get_services: ServicesFactory) -> None:
     from mcp_tools import migration
 
     migration.register(server, get_services)
+    from mcp_tools import health, trading
+
+    health.register(server, get_services)
+    trading.register(server, get_services)
 
 
 def tool_error(exc: BaseException) -> Any:
