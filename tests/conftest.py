@@ -146,6 +146,7 @@ def services(tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock) -
     """The whole service layer on SQLite, the local secret store and the emulator."""
     built = make_services(tmp_path, sqlite_url, emulator, clock)
     yield built
+    assert secrets_in_database(built.engine) == []
     built.close()
 
 
@@ -156,4 +157,68 @@ def any_db_services(
     """The same, once on SQLite and once on Postgres."""
     built = make_services(tmp_path, database_url, emulator, clock)
     yield built
+    assert secrets_in_database(built.engine) == []
     built.close()
+
+
+# --- secrets never leak ------------------------------------------------------------------
+
+
+def known_secret_values() -> list[str]:
+    """Every credential the tests use: none may appear in a log line or a database table."""
+    from sandbox import demo
+
+    return [
+        *demo.PLAID_ACCESS_TOKENS.values(),
+        demo.SNAPTRADE_USER_SECRET,
+        demo.PLAID_SECRET,
+        demo.SNAPTRADE_CONSUMER_KEY,
+    ]
+
+
+def find_secrets(text: str) -> list[str]:
+    return [value for value in known_secret_values() if value in text]
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs() -> Iterator[list[str]]:
+    """Every test runs with DEBUG logging captured through the app's redacting filter."""
+    import logging
+
+    from services.redaction import RedactingFilter
+
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Capture(logging.DEBUG)
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    leaked = find_secrets("\n".join(lines))
+    assert not leaked, f"credentials appeared in log lines: {len(leaked)} value(s)"
+
+
+def secrets_in_database(engine: Any) -> list[str]:
+    """Scan every table's every text value for a known credential."""
+    from sqlalchemy import MetaData, select
+
+    metadata = MetaData()
+    metadata.reflect(bind=engine)
+    found = []
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                for value in row:
+                    if isinstance(value, str) and find_secrets(value):
+                        found.append(table.name)
+    return found
