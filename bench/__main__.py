@@ -16,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -56,27 +55,11 @@ def database(kind: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite:///{folder}/bench.db"
         return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
+    from services.db import temporary_postgres_database
 
-    from services.db import database_url_object
-
-    admin_url = database_url_object(
-        os.environ.get("BENCH_DATABASE_URL") or os.environ["TEST_DATABASE_URL"]
-    )
-    name = f"bh_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=:n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    server = os.environ.get("BENCH_DATABASE_URL") or os.environ["TEST_DATABASE_URL"]
+    with temporary_postgres_database(server, "bh_bench") as url:
+        yield url
 
 
 def build(database_url: str, emulator: Any, clock: Clock, instance: Path) -> Any:

@@ -8,15 +8,12 @@ waits instead of sleeping.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
 from services import provider_calls
 
@@ -87,25 +84,10 @@ def _postgres_url_or_skip() -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty Postgres database for one test, dropped afterwards."""
-    from services.db import database_url_object
+    from services.db import temporary_postgres_database
 
-    admin_url = database_url_object(_postgres_url_or_skip())
-    name = f"bh_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with temporary_postgres_database(_postgres_url_or_skip(), "bh_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
