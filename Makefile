@@ -13,6 +13,8 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 run: $(STAMP)  ## start the web app on 127.0.0.1:5000 (embedded default: SQLite, local secrets, emulator)
+	@# Emulator mode: prints the demo login (made up on first run); otherwise a hint if no password.
+	$(VENV)/bin/flask --app app demo-login
 	$(VENV)/bin/flask --app app run --host 127.0.0.1 --port 5000
 
 test: $(STAMP)  ## every test (Postgres ones need TEST_DATABASE_URL; CI sets it)

@@ -147,7 +147,6 @@ def register_cli(app: Flask) -> None:
             )
         )
 
-
     @app.cli.command("health")
     @click.option(
         "--probe-trading",
@@ -170,6 +169,7 @@ def register_cli(app: Flask) -> None:
             quiet=True,
         )
         click.echo(text[0])
+
 
 def _run_cli(action: Any, ok: Any = None, *, quiet: bool = False) -> None:
     """Print the result as JSON; our errors as the JSON error shape with exit 1, no traceback."""

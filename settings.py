@@ -65,8 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PLAID_ITEM_MONTHLY_USD", "0.30", "Plaid Investments fee per Item per month (USD)."),
     Setting("PLAID_REFRESH_CALL_USD", "0.12", "Plaid fee per /investments/refresh call (USD)."),
     Setting("SNAPTRADE_USER_MONTHLY_USD", "2.00", "SnapTrade fee per connected user per month."),
-    Setting("TRADING_ENABLED", "false", "Allow placing orders (true/false); previews work either way."),
-    Setting("MAX_ORDER_VALUE", "10000", "Largest estimated order value, in the account's currency."),
+    Setting("TRADING_ENABLED", "false", "Allow placing orders (true/false); previews always work."),
+    Setting("MAX_ORDER_VALUE", "10000", "Largest estimated order value, in the account currency."),
     Setting("PREVIEW_TTL_SECONDS", "120", "Seconds a trade preview can be executed (at most 300)."),
 )
 

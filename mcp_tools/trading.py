@@ -1,6 +1,9 @@
-"""Trading tools: ``preview_trade``, ``execute_trade`` (asks the person first), ``list_trades``."""
+"""Trading tools: ``preview_trade``, ``execute_trade`` (asks the person first), ``list_trades``.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the MCP SDK reads
+``Resolve(confirm_order)`` from execute_trade's annotations, and confirm_order
+is local to ``register``, so the annotations must be evaluated where they are written.
+"""
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -65,7 +68,7 @@ def _can_elicit(ctx: Any) -> bool:
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
-def register(server: MCPServer, get_services: ServicesFactory) -> None:
+def register(server: "MCPServer", get_services: ServicesFactory) -> None:
     import anyio.to_thread
     from mcp.types import ToolAnnotations
 

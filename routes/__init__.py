@@ -34,9 +34,9 @@ _wants_json = wants_json  # the name this module used before
 
 
 def register_blueprints(app: Flask) -> None:
-    from routes import auth, connections, health, plaid, positions, snaptrade
+    from routes import auth, connections, costs, health, plaid, positions, snaptrade, trades
 
-    for module in (health, auth, positions, connections, plaid, snaptrade):
+    for module in (health, auth, positions, connections, plaid, snaptrade, trades, costs):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(BrokerageHubError)

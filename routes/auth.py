@@ -19,7 +19,8 @@ def _login_page(status: int = 200, *, error: str | None = None, **headers: str) 
         render_template(
             "login.html",
             error=error,
-            email=request.form.get("email", svc.user_email),
+            # Not pre-filled with the configured email: that would tell any visitor the user name.
+            email=request.form.get("email", ""),
             next_url=request.values.get("next", ""),
             password_set=svc.web_auth.has_password(),
             emulator_mode=svc.emulator_mode,

@@ -529,7 +529,10 @@ class SnapTradeApi:
         return ApiResponse(200, _authorization(auth, request.base_url))
 
     def symbol_search(self, request: ApiRequest) -> ApiResponse:
-        self._owned_account(self.store.read(), request)
+        owned = self._owned_account(self.store.read(), request)
+        # Account-scoped symbol search is a trading endpoint: an app without trading
+        # permission gets the same 403 code 1020 as on order impact and placement.
+        self._require_trading(owned.auth)
         needle = str(request.json_object().get("substring") or "").strip().lower()
         matches = [
             _universal_symbol(h)

@@ -41,7 +41,7 @@ class CostService:
         connections = {c.external_id: c for c in services.connections.list(email, "plaid")}
         waste: list[str] = []
 
-        items = []
+        items: list[dict[str, Any]] = []
         for name in store.list_names(prefix):
             slug = institution_slug_of(name)
             state = connections.get(slug)

@@ -445,7 +445,9 @@ class MigrationService:
                     updated_at=now,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def _save(self, report: MigrationReport, status: str) -> dict[str, Any]:
         report.status = status

@@ -53,6 +53,7 @@ def get_positions_view(
     # The refreshed provider is now fresh; the other is fetched only if its own cache expired.
     result = service.get_all_positions(use_cache=True)
     payload = render_positions(result, format, service.provider_priority)
+    add_connection_states(payload["cache_info"], service)
     if refresh_provider is not None:
         payload["refresh"] = {
             "provider": refresh_provider,
@@ -114,6 +115,35 @@ def cache_info(result: PositionsResult) -> dict[str, Any]:
             "warning": meta.get("warning"),
         }
     return info
+
+
+def add_connection_states(info: dict[str, Any], service: PositionService) -> None:
+    """Each provider's connections as last seen; one that needs the person says so in attention."""
+    from services.connections import ConnectionRegistry
+
+    engine, clock = getattr(service, "_engine", None), getattr(service, "_clock", None)
+    if engine is None or clock is None:
+        return
+    states = ConnectionRegistry(engine, clock).list(service.user_email)
+    for provider, entry in info.items():
+        mine = [state for state in states if state.provider == provider]
+        entry["connections"] = [
+            {
+                "id": state.external_id,
+                "institution": state.institution_name,
+                "type": state.connection_type,
+                "status": state.status,
+                "error": state.last_error,
+            }
+            for state in mine
+        ]
+        needs = [
+            f"{state.institution_name or state.external_id}: {state.status}"
+            + (f" ({state.last_error})" if state.last_error else "")
+            for state in mine
+            if state.needs_repair
+        ]
+        entry["attention"] = "; ".join(needs) or None
 
 
 def _iso(value: Any) -> Any:

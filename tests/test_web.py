@@ -56,7 +56,6 @@ def test_refresh_window_text_follows_the_settings(
     tmp_path: Any, sqlite_url: str, emulator: Any, clock: Any
 ) -> None:
     from tests.conftest import make_services
-
     from tests.web_fixtures import logged_in_client
 
     services = make_services(tmp_path, sqlite_url, emulator, clock, PLAID_CACHE_HOURS="96")

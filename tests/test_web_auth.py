@@ -23,7 +23,7 @@ from tests.web_fixtures import (
 # The only endpoints reachable without logging in. Adding one here is a security decision.
 PUBLIC_ENDPOINTS = {"health.healthz", "auth.login", "auth.login_submit", "static"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
-PAGES = ("/", "/connections", "/plaid/", "/snaptrade/")
+PAGES = ("/", "/connections", "/plaid/", "/snaptrade/", "/trades", "/costs")
 
 
 @pytest.fixture
@@ -279,9 +279,7 @@ def test_a_form_with_an_expired_token_gets_a_readable_page(services: Any) -> Non
 def test_login_itself_needs_the_csrf_token(services: Any, app: Any) -> None:
     services.web_auth.passwords.set_password(TEST_PASSWORD)
     client = app.test_client()
-    response = client.post(
-        "/login", data={"email": services.user_email, "password": TEST_PASSWORD}
-    )
+    response = client.post("/login", data={"email": services.user_email, "password": TEST_PASSWORD})
     assert response.status_code == 403
     assert client.get("/").status_code == 302
 

@@ -1,0 +1,298 @@
+"""Trading over MCP: previews, confirmation by elicitation before placing, and the audit.
+
+In memory with ``mcp.Client`` (both the 2026-07-28 protocol, where elicitation
+rides the tool call, and the older one, where the server asks mid-call), plus a
+preview through a real stdio subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp_server import build_server
+from sandbox import data
+from settings import PROJECT_ROOT
+from tests.conftest import make_services
+
+SCHWAB = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
+IBKR = data.SNAPTRADE_ACCOUNT_IDS["ibkr-individual"]
+IMPACT = "snaptrade /trade/impact"
+PLACE = "snaptrade /trade/{tradeId}"
+MESSAGE_1020 = (
+    "SnapTrade trading permissions not enabled for Interactive Brokers. Error code 1020 — "
+    "contact SnapTrade support to enable app-level trading."
+)
+PROTOCOLS = ["auto", "legacy"]  # auto negotiates 2026-07-28 in memory
+
+
+@pytest.fixture
+def trading_services(tmp_path: Path, database_url: str, emulator: Any, clock: Any) -> Any:
+    built = make_services(tmp_path, database_url, emulator, clock, TRADING_ENABLED="true")
+    yield built
+    built.close()
+
+
+class Person:
+    """Answers the confirmation the server asks for, and remembers what it was shown."""
+
+    def __init__(self, action: str, confirm: bool = True) -> None:
+        self.action = action
+        self.confirm = confirm
+        self.asked: list[str] = []
+
+    async def __call__(self, context: Any, params: Any) -> Any:
+        from mcp.types import ElicitResult
+
+        self.asked.append(params.message)
+        if self.action == "accept":
+            return ElicitResult(action="accept", content={"confirm": self.confirm})
+        return ElicitResult(action=self.action)
+
+
+def call(services: Any, *calls: tuple[str, dict[str, Any]], person: Any = None, mode: str = "auto"):
+    import mcp
+
+    async def run() -> list[Any]:
+        options: dict[str, Any] = {"mode": mode}
+        if person is not None:
+            options["elicitation_callback"] = person
+        async with mcp.Client(build_server(services), **options) as client:
+            return [await client.call_tool(name, arguments) for name, arguments in calls]
+
+    return anyio.run(run)
+
+
+def payload(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    if result.structured_content is not None:
+        return result.structured_content.get("result", result.structured_content)
+    return json.loads(result.content[0].text)
+
+
+def error_text(result: Any) -> str:
+    assert result.is_error, result.content
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def preview(services: Any, **overrides: Any) -> dict[str, Any]:
+    arguments = {"ticker": "SCHB", "quantity": 2, "side": "BUY", "account_id": SCHWAB}
+    (result,) = call(services, ("preview_trade", {**arguments, **overrides}))
+    return payload(result)
+
+
+def test_tools_are_listed_with_their_hints(services: Any) -> None:
+    import mcp
+
+    async def run() -> Any:
+        async with mcp.Client(build_server(services)) as client:
+            return await client.list_tools()
+
+    tools = {t.name: t for t in anyio.run(run).tools}
+    assert tools["preview_trade"].annotations.destructive_hint is False
+    assert tools["preview_trade"].annotations.read_only_hint is False
+    execute = tools["execute_trade"]
+    assert execute.annotations.destructive_hint is True
+    assert execute.annotations.idempotent_hint is True
+    assert set(execute.input_schema["properties"]) == {"preview_id"}
+    assert tools["list_trades"].annotations.read_only_hint is True
+    assert tools["preview_trade"].input_schema["properties"]["side"]["enum"] == ["BUY", "SELL"]
+    assert "execute_trade" in tools["preview_trade"].description
+
+
+def test_preview_trade_for_schwab_returns_the_preview(services: Any, emulator: Any) -> None:
+    data_ = preview(services)
+    assert data_["preview_id"] and data_["expires_in_seconds"] == 120
+    assert data_["order"]["symbol"] == "SCHB" and data_["order"]["side"] == "BUY"
+    assert data_["impact"]["estimated_value"] == 121.7
+    assert emulator.controls.calls(IMPACT) == 1
+    assert emulator.controls.calls(PLACE) == 0
+
+
+def test_preview_trade_for_ibkr_returns_the_1020_message(services: Any, emulator: Any) -> None:
+    (result,) = call(
+        services,
+        (
+            "preview_trade",
+            {
+                "ticker": "SPY",
+                "quantity": 1,
+                "side": "BUY",
+                "account_id": IBKR,
+                "order_type": "Limit",
+                "limit_price": 500,
+            },
+        ),
+    )
+    assert MESSAGE_1020 in error_text(result)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"side": "HOLD"}, "BUY"),
+        ({"order_type": "Stop"}, "Market"),
+        ({"quantity": 0}, "quantity must be a positive"),
+        ({"quantity": -1}, "quantity must be a positive"),
+        ({"quantity": 1e9}, "MAX_ORDER_VALUE"),
+        ({"order_type": "Limit"}, "limit_price"),
+        ({"ticker": "ZZZZ"}, "no symbol 'ZZZZ'"),
+        ({"account_id": "00000000-0000-4000-8000-000000000000"}, "no SnapTrade account"),
+    ],
+)
+def test_bad_preview_input_is_a_clear_tool_error_without_an_order_impact(
+    services: Any, emulator: Any, overrides: dict[str, Any], expected: str
+) -> None:
+    arguments = {"ticker": "SCHB", "quantity": 2, "side": "BUY", "account_id": SCHWAB}
+    (result,) = call(services, ("preview_trade", {**arguments, **overrides}))
+    assert expected in error_text(result)
+    assert emulator.controls.calls(IMPACT) == 0
+
+
+def test_execute_trade_is_refused_while_trading_is_disabled(services: Any, emulator: Any) -> None:
+    preview_id = preview(services)["preview_id"]
+    person = Person("accept")
+    (result,) = call(services, ("execute_trade", {"preview_id": preview_id}), person=person)
+    assert "TRADING_ENABLED=true" in error_text(result)
+    assert person.asked == []  # nobody is asked to confirm an order that cannot be placed
+    assert emulator.controls.calls(PLACE) == 0
+
+
+@pytest.mark.parametrize("mode", PROTOCOLS)
+@pytest.mark.parametrize(
+    ("action", "confirm"), [("decline", True), ("cancel", True), ("accept", False)]
+)
+def test_a_declined_confirmation_places_nothing(
+    trading_services: Any, emulator: Any, mode: str, action: str, confirm: bool
+) -> None:
+    preview_id = preview(trading_services)["preview_id"]
+    person = Person(action, confirm)
+    (result,) = call(
+        trading_services, ("execute_trade", {"preview_id": preview_id}), person=person, mode=mode
+    )
+    answer = payload(result)
+    assert answer["status"] == "not_placed"
+    assert "nothing was placed" in answer["reason"]
+    assert len(person.asked) == 1
+    assert emulator.controls.calls(PLACE) == 0
+    assert trading_services.trading.list_trades()[0]["status"] == "previewed"
+
+
+@pytest.mark.parametrize("mode", PROTOCOLS)
+def test_a_confirmed_order_is_placed_once_after_showing_the_exact_order(
+    trading_services: Any, emulator: Any, mode: str
+) -> None:
+    preview_id = preview(trading_services)["preview_id"]
+    person = Person("accept")
+    first, second = call(
+        trading_services,
+        ("execute_trade", {"preview_id": preview_id}),
+        ("execute_trade", {"preview_id": preview_id}),
+        person=person,
+        mode=mode,
+    )
+    placed, repeated = payload(first), payload(second)
+    assert placed["status"] == "placed" and placed["already_executed"] is False
+    assert repeated["already_executed"] is True
+    assert repeated["brokerage_order_id"] == placed["brokerage_order_id"]
+    assert emulator.controls.calls(PLACE) == 1
+    assert len(person.asked) == 1  # the repeat has nothing left to confirm
+    shown = person.asked[0]
+    for detail in (
+        "Charles Schwab",
+        SCHWAB,
+        "Side: BUY",
+        "Quantity: 2",
+        "Symbol: SCHB",
+        "Order type: Market",
+        "Price: market (about 60.85 USD)",
+        "Estimated value: 121.70 USD",
+    ):
+        assert detail in shown
+
+
+def test_without_elicitation_support_the_preview_and_trading_enabled_still_gate(
+    trading_services: Any, emulator: Any
+) -> None:
+    preview_id = preview(trading_services)["preview_id"]
+    (result,) = call(trading_services, ("execute_trade", {"preview_id": preview_id}))
+    assert payload(result)["status"] == "placed"
+    (unknown,) = call(trading_services, ("execute_trade", {"preview_id": "x" * 32}))
+    assert "unknown preview_id" in error_text(unknown)
+    assert emulator.controls.calls(PLACE) == 1
+
+
+def test_an_unknown_preview_is_refused_before_asking_anyone(
+    trading_services: Any, emulator: Any
+) -> None:
+    person = Person("accept")
+    (result,) = call(trading_services, ("execute_trade", {"preview_id": "y" * 32}), person=person)
+    assert "unknown preview_id" in error_text(result)
+    assert person.asked == []
+    assert emulator.controls.calls(PLACE) == 0
+
+
+def test_an_expired_preview_is_refused_over_mcp(
+    trading_services: Any, emulator: Any, clock: Any
+) -> None:
+    preview_id = preview(trading_services)["preview_id"]
+    clock.advance(minutes=3)
+    person = Person("accept")
+    (result,) = call(trading_services, ("execute_trade", {"preview_id": preview_id}), person=person)
+    assert "expired" in error_text(result)
+    assert person.asked == [] and emulator.controls.calls(PLACE) == 0
+
+
+def test_list_trades_shows_previews_and_orders(trading_services: Any) -> None:
+    preview_id = preview(trading_services)["preview_id"]
+    execute, listing = call(
+        trading_services,
+        ("execute_trade", {"preview_id": preview_id}),
+        ("list_trades", {"limit": 5}),
+    )
+    assert payload(execute)["status"] == "placed"
+    trades = payload(listing)["trades"]
+    assert trades[0]["preview_id"] == preview_id
+    assert trades[0]["status"] == "executed" and trades[0]["requested_via"] == "mcp"
+    assert trades[0]["execution"]["provider_status"] == "EXECUTED"
+
+
+@pytest.mark.slow
+def test_preview_trade_for_schwab_end_to_end_over_stdio(tmp_path: Path, emulator: Any) -> None:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    env = {
+        **os.environ,
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'stdio.db'}",
+        "PLAID_BASE_URL": emulator.plaid_url,
+        "SNAPTRADE_BASE_URL": emulator.snaptrade_url,
+        "LOG_LEVEL": "WARNING",
+    }
+    params = StdioServerParameters(
+        command=sys.executable, args=[str(PROJECT_ROOT / "mcp_server.py")], env=env
+    )
+    arguments = {"ticker": "SCHB", "quantity": 3, "side": "BUY", "account_id": SCHWAB}
+
+    async def run() -> tuple[Any, Any]:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = await session.list_tools()
+            return tools, await session.call_tool("preview_trade", arguments)
+
+    tools, result = anyio.run(run)
+    assert {"preview_trade", "execute_trade", "list_trades", "check_connections"} <= {
+        t.name for t in tools.tools
+    }
+    answer = payload(result)
+    assert answer["order"]["account_id"] == SCHWAB and answer["order"]["quantity"] == 3
+    assert answer["impact"]["estimated_value"] == 182.55
+    assert emulator.controls.calls(IMPACT) == 1
+    assert emulator.controls.calls(PLACE) == 0
