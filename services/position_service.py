@@ -409,12 +409,17 @@ class PositionService:
             .order_by(PositionRow.provider, PositionRow.institution, PositionRow.id)
         )
         result: dict[str, list[dict[str, Any]]] = {p: [] for p in providers}
+        # This is the hot path of every cached read: plain tuples zipped with the
+        # column names cost a fraction of SQLAlchemy's mapping rows.
+        names = [column.name for column in _ROW_COLUMNS]
+        naive_times = self._engine.dialect.name == "sqlite"
         with self._engine.connect() as conn:
-            for row in conn.execute(query).mappings():
-                record = dict(row)
+            for values in conn.execute(query).tuples():
+                record = dict(zip(names, values, strict=True))
                 record["user_email"] = self.user_email
-                record["as_of"] = _aware(record["as_of"])
-                record["fetched_at"] = _aware(record["fetched_at"])
+                if naive_times:
+                    record["as_of"] = _aware(record["as_of"])
+                    record["fetched_at"] = _aware(record["fetched_at"])
                 result[record["provider"]].append(record)
         return result
 

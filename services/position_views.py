@@ -151,7 +151,11 @@ def _iso(value: Any) -> Any:
 
 
 def _json_position(position: dict[str, Any]) -> dict[str, Any]:
-    return {key: _iso(value) for key, value in position.items() if key not in ("user_email",)}
+    row = dict(position)
+    del row["user_email"]
+    for key in ("as_of", "fetched_at"):
+        row[key] = _iso(row.get(key))
+    return row
 
 
 def _add(totals: dict[str, float], currency: str, value: float | None) -> None:
