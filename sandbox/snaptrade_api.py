@@ -279,6 +279,7 @@ def _position(holding: Holding) -> dict[str, Any]:
             "id": _symbol_id(holding.ticker),
             "symbol": holding.ticker,
             "raw_symbol": holding.ticker,
+            "description": holding.name,
             "currency": holding.currency,
             "exchange": holding.mic,
             "figi_instrument": None,

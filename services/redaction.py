@@ -97,5 +97,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # These log request bodies and URLs (SecretString, userSecret) at DEBUG; the
     # filter masks what it recognises, but they have nothing we need below INFO.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     for noisy in ("botocore", "boto3", "urllib3", "snaptrade_client", "plaid"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
