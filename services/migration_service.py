@@ -210,17 +210,10 @@ class MigrationService:
             connections=rows,
         )
         # 3 (needed by 2): which token secret is it?
-        from plaid_loader import get_plaid_token, load_plaid_positions, remove_plaid_institution
+        from plaid_loader import get_plaid_token, load_plaid_positions
 
         try:
-            dry = remove_plaid_institution(
-                services.user_email,
-                report.institution_slug,
-                services.settings.aws_region,
-                services.plaid_client(),
-                dry_run=True,
-                store=services.secret_store,
-            )
+            dry = self._remove_plaid_institution(report.institution_slug, dry_run=True)
         except BrokerageHubError as exc:
             return report.step("dry_run", False, exc.message)
         report.facts["secret_name"] = dry["secret_name"]
@@ -273,21 +266,12 @@ class MigrationService:
 
     def _finish(self, report: MigrationReport) -> dict[str, Any]:
         services = self._services
-        from plaid_loader import remove_plaid_institution
-
         secret_name = report.facts["secret_name"]
         self._save(report, "executing")
         # 5. EXECUTE (Plaid first, then the secret: see remove_plaid_institution)
         if services.secret_store.exists(secret_name):
             try:
-                result = remove_plaid_institution(
-                    services.user_email,
-                    report.institution_slug,
-                    services.settings.aws_region,
-                    services.plaid_client(),
-                    dry_run=False,
-                    store=services.secret_store,
-                )
+                result = self._remove_plaid_institution(report.institution_slug, dry_run=False)
             except BrokerageHubError as exc:
                 report.step("execute", False, f"nothing was deleted: {exc.message}")
                 return self._save(report, "failed")
@@ -374,6 +358,19 @@ class MigrationService:
         )
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _remove_plaid_institution(self, slug: str, *, dry_run: bool) -> dict[str, Any]:
+        from plaid_loader import remove_plaid_institution
+
+        services = self._services
+        return remove_plaid_institution(
+            services.user_email,
+            slug,
+            services.settings.aws_region,
+            services.plaid_client(),
+            dry_run=dry_run,
+            store=services.secret_store,
+        )
 
     def _snaptrade_health(self) -> list[dict[str, Any]]:
         from snaptrade_loader import check_snaptrade_connection_health
