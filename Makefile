@@ -25,8 +25,10 @@ check: $(STAMP)  ## formatting, lint, types
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)  ## performance figures for the README
-	$(PY) -m bench
+# Options: make bench BENCH_ARGS="--load-seconds 30 --no-faults" (python -m bench --help).
+# Postgres parts (load under gunicorn, Postgres figures) need TEST_DATABASE_URL or BENCH_DATABASE_URL.
+bench: $(STAMP)  ## performance, load and fault-recovery figures for the README
+	$(PY) -m bench $(BENCH_ARGS)
 
 migrate: $(STAMP)  ## bring the database schema up to date
 	$(VENV)/bin/flask --app app migrate

@@ -107,7 +107,12 @@ def register_cli(app: Flask) -> None:
         _run_cli(lambda: app.extensions["services"].costs.report())
 
     @app.cli.command("set-password")
-    @click.password_option(help="The new password (asked twice when not given).")
+    @click.password_option(
+        envvar="BROKERAGE_HUB_NEW_PASSWORD",
+        help="The new password (asked twice when not given). Scripts can pass it in the "
+        "environment variable BROKERAGE_HUB_NEW_PASSWORD, which other users cannot read "
+        "the way they can read a command line.",
+    )
     def set_password(password: str) -> None:
         """Set the web app's password for DEFAULT_USER_EMAIL (only a hash is stored)."""
         web_auth = app.extensions["services"].web_auth

@@ -34,8 +34,9 @@ from services.provider_calls import (
     call_with_retry,
     instrument_rest_client,
     ledger_subject,
+    retry_after_seconds,
 )
-from services.redaction import redact_text
+from services.redaction import redact_text, register_secret
 
 if TYPE_CHECKING:
     from plaid.api.plaid_api import PlaidApi
@@ -106,6 +107,8 @@ def make_plaid_client(
     import plaid
     from plaid.api import plaid_api
 
+    # A provider error may echo the secret back: mask it wherever our text shows it.
+    register_secret(secret)
     configuration = plaid.Configuration(
         host=host, api_key={"clientId": client_id, "secret": secret}
     )
@@ -145,7 +148,11 @@ def _map_plaid_error(exc: BaseException, endpoint: str) -> ProviderError:
 
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, (urllib3.exceptions.TimeoutError,)):
+    # urllib3's NewConnectionError (refused, no route, DNS) subclasses ConnectTimeoutError:
+    # it is not slowness, and saying "in time" would send the person the wrong way.
+    if isinstance(exc, urllib3.exceptions.TimeoutError) and not isinstance(
+        exc, urllib3.exceptions.NewConnectionError
+    ):
         return ProviderTimeout(
             f"Plaid did not answer {endpoint} in time", provider=PROVIDER, endpoint=endpoint
         )
@@ -173,7 +180,8 @@ def _map_plaid_error(exc: BaseException, endpoint: str) -> ProviderError:
         if code in APP_CREDENTIAL_CODES or status == 401:
             return ProviderAuthError(message, **kwargs)
         if "RATE_LIMIT_EXCEEDED" in (code, fields.get("error_type")) or status == 429:
-            return RateLimited(message, **kwargs)
+            retry_after = retry_after_seconds(getattr(exc, "headers", None))
+            return RateLimited(message, retry_after=retry_after, **kwargs)
         if code in RETRYABLE_CODES or (status is not None and status >= 500):
             return ProviderUnavailable(message, **kwargs)
         if status == 0 or status is None:

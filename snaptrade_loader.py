@@ -30,8 +30,13 @@ from services.errors import (
     TradingNotPermitted,
 )
 from services.normalized import NormalizedPosition
-from services.provider_calls import CallSink, call_with_retry, instrument_rest_client
-from services.redaction import redact_text
+from services.provider_calls import (
+    CallSink,
+    call_with_retry,
+    instrument_rest_client,
+    retry_after_seconds,
+)
+from services.redaction import redact_text, register_secret
 
 if TYPE_CHECKING:
     from snaptrade_client import SnapTrade
@@ -73,6 +78,8 @@ def make_snaptrade_client(
     from snaptrade_client import SnapTrade, SnapTradeAuth
     from snaptrade_client.rest import RESTClientObject
 
+    # A provider error may echo the key back: mask it wherever our text shows it.
+    register_secret(consumer_key)
     client = SnapTrade(
         auth=SnapTradeAuth.commercial_api_key(consumer_key=consumer_key, client_id=client_id),
         host=host,
@@ -117,15 +124,7 @@ def _detail(exc: Any) -> str:
 
 
 def _retry_after(exc: Any) -> float | None:
-    headers = getattr(exc, "headers", None) or {}
-    value = None
-    for key in headers:
-        if str(key).lower() == "retry-after":
-            value = headers[key]
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    return retry_after_seconds(getattr(exc, "headers", None))
 
 
 def map_snaptrade_error(exc: BaseException, endpoint: str) -> ProviderError:
@@ -134,7 +133,11 @@ def map_snaptrade_error(exc: BaseException, endpoint: str) -> ProviderError:
 
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, urllib3.exceptions.TimeoutError):
+    # urllib3's NewConnectionError (refused, no route, DNS) subclasses ConnectTimeoutError:
+    # it is not slowness, and saying "in time" would send the person the wrong way.
+    if isinstance(exc, urllib3.exceptions.TimeoutError) and not isinstance(
+        exc, urllib3.exceptions.NewConnectionError
+    ):
         return ProviderTimeout(
             f"SnapTrade did not answer {endpoint} in time", provider=PROVIDER, endpoint=endpoint
         )
@@ -216,6 +219,37 @@ def with_snaptrade_retry(
     if callable(endpoint):
         return decorate(endpoint, endpoint.__name__)
     return lambda fn: decorate(fn, endpoint)
+
+
+def _with_ids(items: list[Any], endpoint: str, what: str) -> list[dict[str, Any]]:
+    """Every element must be an object with an id: nothing else can be asked about it."""
+    if not all(isinstance(item, dict) and item.get("id") for item in items):
+        raise MalformedResponse(
+            f"SnapTrade answered {endpoint} with {what} without an id",
+            provider=PROVIDER,
+            endpoint=endpoint,
+        )
+    return items
+
+
+def _has_currency(value: Any) -> bool:
+    if isinstance(value, dict):
+        return bool(value.get("code"))
+    return isinstance(value, str) and bool(value)
+
+
+def _with_currencies(balances: list[Any], endpoint: str) -> list[dict[str, Any]]:
+    """A cash amount without its currency cannot be shown: guessing USD would mislabel money."""
+    for balance in balances:
+        if not isinstance(balance, dict) or (
+            balance.get("cash") is not None and not _has_currency(balance.get("currency"))
+        ):
+            raise MalformedResponse(
+                f"SnapTrade answered {endpoint} with a cash balance without its currency",
+                provider=PROVIDER,
+                endpoint=endpoint,
+            )
+    return balances
 
 
 def _body(response: Any, endpoint: str, expected: type) -> Any:
@@ -302,24 +336,26 @@ def login_snaptrade_user(
 def _list_user_accounts_with_retry(
     client: SnapTrade, user_id: str, user_secret: str
 ) -> list[dict[str, Any]]:
-    return _body(
+    accounts = _body(
         client.account_information.list_user_accounts(user_id=user_id, user_secret=user_secret),
         "/accounts",
         list,
     )
+    return _with_ids(accounts, "/accounts", "an account")
 
 
 @with_snaptrade_retry("GET /accounts/{id}/balances")
 def _get_user_account_balance_with_retry(
     client: SnapTrade, user_id: str, user_secret: str, account_id: str
 ) -> list[dict[str, Any]]:
-    return _body(
+    balances = _body(
         client.account_information.get_user_account_balance(
             account_id=account_id, user_id=user_id, user_secret=user_secret
         ),
         "/accounts/{id}/balances",
         list,
     )
+    return _with_currencies(balances, "/accounts/{id}/balances")
 
 
 @with_snaptrade_retry("GET /accounts/{id}/positions/all")
@@ -588,13 +624,14 @@ def _symbol_search_user_account_with_retry(
     client: SnapTrade, user_id: str, user_secret: str, account_id: str, substring: str
 ) -> list[dict[str, Any]]:
     """Universal symbols matching ``substring`` that this account's brokerage supports."""
-    return _body(
+    symbols = _body(
         client.reference_data.symbol_search_user_account(
             account_id=account_id, substring=substring, user_id=user_id, user_secret=user_secret
         ),
         "/accounts/{id}/symbols",
         list,
     )
+    return _with_ids(symbols, "/accounts/{id}/symbols", "a symbol")
 
 
 def check_snaptrade_connection_health(
@@ -697,4 +734,6 @@ def _authorization_health(
         except ProviderError as exc:
             row["trading_ok"] = False
             row["trading_error"] = explain(exc)
+            # A disabled connection answers 3003 on any call: record it as disabled.
+            row["disabled"] = isinstance(exc, ConnectionDisabled)
     return row

@@ -5,6 +5,13 @@ injected provider latency (Plaid holdings 1.5 s per Item, SnapTrade positions
 0.8 s per account), on SQLite and, when BENCH_DATABASE_URL or TEST_DATABASE_URL
 names a Postgres server, on Postgres too. Results go to stdout as a Markdown
 table and to ``bench-output/results.json``.
+
+Then, unless skipped: the load run (``bench/load.py``: gunicorn with 4 workers on
+a throwaway Postgres database, 60 s of ``GET /api/positions`` from expired
+caches; it fails the run unless there was exactly one fetch per Item and
+account and no error) and the fault recovery figures (``bench/faults.py``).
+
+    python -m bench [--load-seconds 60] [--uncached-days 1] [--no-load] [--no-faults]
 """
 
 from __future__ import annotations
@@ -180,36 +187,51 @@ def cold_start_ratio(env: dict[str, str], runs: int) -> dict[str, float]:
     return {"ours_ms": ours_ms, "bare_ms": bare_ms, "ratio": round(ours_ms / bare_ms, 2)}
 
 
-def simulated_week(kind: str, instance: Path, calls_per_day: int) -> dict[str, Any]:
+def simulated_week(
+    kind: str, instance: Path, calls_per_day: int, uncached_days: int = 7
+) -> dict[str, Any]:
+    """Provider calls for a week of ``calls_per_day`` reads, with and without the cache.
+
+    The cached week is always run in full. Without a cache every read is a live
+    fetch (one call per Item and account, a few seconds of work each on this
+    emulator), so ``uncached_days`` < 7 runs that many days and scales the counts
+    to the week; the JSON keeps what was measured and over how many days.
+    """
     from sandbox.server import start_emulator
 
     results: dict[str, Any] = {}
     for cached in (True, False):
+        days = 7 if cached else max(1, min(7, uncached_days))
         clock = Clock()
         emulator = start_emulator(port=0, state_path=instance / f"week-{cached}.json")
         with database(kind) as database_url:
             services = build(database_url, emulator, clock, instance / f"week-{cached}")
-            _run_week(services, clock, calls_per_day, cached)
+            _run_week(services, clock, calls_per_day, cached, days)
             services.close()
         controls = emulator.controls
-        accounts = 2
+        scale = 7 / days
+        items, accounts = 2, 2
         results["cached" if cached else "uncached"] = {
-            "plaid_holdings_calls_per_item": controls.calls("plaid /investments/holdings/get") / 2,
+            "days_measured": days,
+            "plaid_holdings_calls_per_item": controls.calls("plaid /investments/holdings/get")
+            / items
+            * scale,
             "snaptrade_position_calls_per_account": controls.calls(
                 "snaptrade /accounts/{accountId}/positions/all"
             )
-            / accounts,
-            "all_provider_calls": controls.calls(),
+            / accounts
+            * scale,
+            "all_provider_calls": controls.calls() * scale,
         }
         emulator.stop()
     return results
 
 
-def _run_week(services: Any, clock: Clock, calls_per_day: int, cached: bool) -> None:
+def _run_week(services: Any, clock: Clock, calls_per_day: int, cached: bool, days: int = 7) -> None:
     from services.position_views import get_positions_view
 
     step = timedelta(days=1) / calls_per_day
-    for _ in range(calls_per_day * 7):
+    for _ in range(calls_per_day * days):
         if cached:
             get_positions_view(services.positions, "summary")
         else:
@@ -266,7 +288,9 @@ def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         figures["cold_start"] = cold_start_ratio(stdio_env(url, instance, emulator), args.cold_runs)
         services.close()
         emulator.stop()
-        emulator_week = simulated_week(kind, instance, calls_per_day=200)
+        emulator_week = simulated_week(
+            kind, instance, calls_per_day=200, uncached_days=args.uncached_days
+        )
         figures["simulated_week_200_calls_a_day"] = emulator_week
     return figures
 
@@ -302,9 +326,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"{cold['ours_ms']} / {cold['bare_ms']} ms = {cold['ratio']}x |"
         )
         week = f["simulated_week_200_calls_a_day"]
+        days = week["uncached"]["days_measured"]
+        scaled = "" if days == 7 else f" ({days} day(s) measured, scaled to 7)"
         lines.append(
             f"| {kind} | simulated week, 200 calls a day: Plaid holdings calls per Item "
-            f"(cached / uncached) | {week['cached']['plaid_holdings_calls_per_item']:g} / "
+            f"(cached / uncached{scaled}) | "
+            f"{week['cached']['plaid_holdings_calls_per_item']:g} / "
             f"{week['uncached']['plaid_holdings_calls_per_item']:g} |"
         )
         lines.append(
@@ -315,27 +342,91 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def machine() -> dict[str, Any]:
+    import platform
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        # Other busy processes skew every figure: the 1-minute load average says if any ran.
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--live-repeat", type=int, default=3)
     parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument(
+        "--uncached-days",
+        type=int,
+        default=1,
+        help="days of the no-cache week to run (1-7; counts are scaled to 7). "
+        "Every uncached read is a live fetch: a full week takes ~2.5 min per database",
+    )
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--load-seconds", type=float, default=60.0, help="length of the gunicorn load run"
+    )
+    parser.add_argument("--load-clients", type=int, default=16)
+    parser.add_argument("--no-positions", action="store_true", help="skip the cache figures")
+    parser.add_argument("--no-load", action="store_true", help="skip the gunicorn load run")
+    parser.add_argument("--no-faults", action="store_true", help="skip fault recovery")
     args = parser.parse_args()
     import logging
+    import signal
 
+    from bench import faults, load
+
+    # SIGTERM unwinds like Ctrl-C: children stopped, temporary databases dropped.
+    signal.signal(signal.SIGTERM, load._terminate_as_exit)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    server = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     kinds = ["sqlite"]
-    if os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL"):
+    if server:
         kinds.append("postgres")
     if args.only:
         kinds = [args.only]
-    results = {kind: bench_database(kind, args) for kind in kinds}
+    results: dict[str, Any] = {"machine": machine()}
+    sections: list[str] = []
+    status = 0
+    if not args.no_positions:
+        results["positions"] = {kind: bench_database(kind, args) for kind in kinds}
+        sections.append("### Cache and MCP\n\n" + markdown(results["positions"]))
+    if not args.no_load:
+        if server:
+            config = load.LoadConfig(duration=args.load_seconds, clients=args.load_clients)
+            outcome = load.run_on_temporary_database(server, config)
+            results["load"] = outcome.to_dict()
+            sections.append("### Load (gunicorn, Postgres)\n\n" + load.markdown(outcome))
+            status = 0 if outcome.ok else 1
+        else:
+            sections.append(
+                "### Load\n\nskipped: needs Postgres (BENCH_DATABASE_URL or TEST_DATABASE_URL)"
+            )
+    if not args.no_faults:
+        kind = "postgres" if server and args.only != "sqlite" else "sqlite"
+        results["fault_recovery"] = {kind: faults.run_on(kind)}
+        sections.append(
+            "### Fault recovery\n\n" + faults.markdown(results["fault_recovery"][kind], kind)
+        )
+    results["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     out = ROOT / "bench-output"
     out.mkdir(exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(markdown(results))
-    return 0
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    box = results["machine"]
+    machine_line = (
+        f"Machine: {box['cpus']} CPUs, Python {box['python']}, {box['system']}; 1-minute "
+        f"load average {box['load_average_1min_at_start']} at the start, "
+        f"{box['load_average_1min_at_end']} at the end (other busy processes skew the figures)."
+    )
+    print("\n\n".join([machine_line, *sections]))
+    return status
 
 
 if __name__ == "__main__":

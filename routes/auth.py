@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from routes import services
+from routes import error_response, services, wants_json
 from routes.security import log_in, log_out, public, safe_next_url
 from services.auth import TooManyLoginAttempts
 
@@ -44,8 +44,15 @@ def login_submit() -> Any:
     try:
         ok = services().web_auth.login(email, password, client=request.remote_addr or "unknown")
     except TooManyLoginAttempts as exc:
-        return _login_page(429, error=exc.message, **{"Retry-After": str(exc.retry_after_seconds)})
+        retry_after = {"Retry-After": str(exc.retry_after_seconds)}
+        if wants_json():
+            response, status = error_response(exc.kind, exc.message, 429)
+            response.headers.update(retry_after)
+            return response, status
+        return _login_page(429, error=exc.message, **retry_after)
     if not ok:
+        if wants_json():  # an API caller gets the one JSON error shape, not the form
+            return error_response("unauthorized", "Wrong email or password.", 401)
         return _login_page(401, error="Wrong email or password.")
     log_in(services().user_email)
     return redirect(safe_next_url(request.form.get("next")), code=303)

@@ -155,7 +155,13 @@ def _require_csrf_token() -> None:
         return
     expected = session.get(CSRF_FIELD)
     sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
-    if not expected or not sent or not secrets.compare_digest(str(expected), str(sent)):
+    # Bytes: compare_digest raises TypeError for a str with non-ASCII characters, and a
+    # forged token may hold anything.
+    if (
+        not expected
+        or not sent
+        or not secrets.compare_digest(str(expected).encode(), str(sent).encode())
+    ):
         raise CSRFError()
 
 

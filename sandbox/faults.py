@@ -12,15 +12,24 @@ every emulator process sharing the state file sees them.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox.plaid_api import PLAID_FAULTS, PlaidApi
 from sandbox.snaptrade_api import SNAPTRADE_FAULTS, SnapTradeApi
 from sandbox.state import StateStore
 
 ALL_ENDPOINTS = "*"
+# How many requests the recorder keeps (oldest first out): a long-running emulator
+# (``make run``) must not grow without bound.
+RECORDED_REQUESTS = 2000
+# Credentials are recorded masked: a test can check that they were sent and are
+# strings, but the recorder never holds a user secret, access token or API secret.
+MASK = "[masked]"
+_MASKED_QUERY_KEYS = frozenset({"usersecret"})
+_MASKED_BODY_KEYS = frozenset({"secret", "access_token", "public_token", "usersecret"})
 
 # Faults every endpoint of both providers can produce:
 #   "503"           the provider's own 503 error body
@@ -32,6 +41,29 @@ FAULTS_BY_PROVIDER = {
     "plaid": frozenset(PLAID_FAULTS) | GENERIC_FAULTS,
     "snaptrade": frozenset(SNAPTRADE_FAULTS) | GENERIC_FAULTS,
 }
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One API request as the emulator received it, with its credentials masked."""
+
+    endpoint: str  # endpoint key, e.g. "snaptrade /trade/impact"
+    method: str
+    path_params: dict[str, str]
+    query: dict[str, list[str]]  # every value of every key, in order
+    body: Any  # decoded JSON (None without a body); the raw text when it is not JSON
+    body_is_json: bool
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: MASK if str(key).lower() in _MASKED_BODY_KEYS else _masked(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
 
 
 @dataclass
@@ -62,6 +94,7 @@ class Controls:
         self._latency: dict[str, float] = {}
         self._rules: dict[tuple[str, str | None], FaultRule] = {}
         self._counts: Counter[tuple[str, str | None]] = Counter()
+        self._requests: deque[RecordedRequest] = deque(maxlen=RECORDED_REQUESTS)
 
     @property
     def endpoints(self) -> frozenset[str]:
@@ -156,9 +189,51 @@ class Controls:
                 if endpoint in (None, called) and subject in (None, about)
             )
 
+    def calls_by_subject(self, endpoint: str) -> dict[str | None, int]:
+        """Calls of one endpoint per subject (access token, account or authorization id)."""
+        with self._lock:
+            return {
+                about: count
+                for (called, about), count in self._counts.items()
+                if called == endpoint and count
+            }
+
     def reset_counts(self) -> None:
+        """Forget the call counts and the recorded requests."""
         with self._lock:
             self._counts.clear()
+            self._requests.clear()
+
+    # --- the request recorder -------------------------------------------------------
+
+    def record_request(
+        self,
+        endpoint: str,
+        method: str,
+        *,
+        path_params: dict[str, str],
+        query: dict[str, list[str]],
+        body: Any,
+        body_is_json: bool,
+    ) -> None:
+        recorded = RecordedRequest(
+            endpoint=endpoint,
+            method=method,
+            path_params=dict(path_params),
+            query={
+                key: [MASK] * len(values) if key.lower() in _MASKED_QUERY_KEYS else list(values)
+                for key, values in query.items()
+            },
+            body=_masked(body) if body_is_json else body,
+            body_is_json=body_is_json,
+        )
+        with self._lock:
+            self._requests.append(recorded)
+
+    def requests(self, endpoint: str | None = None) -> list[RecordedRequest]:
+        """The API requests received (the last RECORDED_REQUESTS), oldest first."""
+        with self._lock:
+            return [r for r in self._requests if endpoint in (None, r.endpoint)]
 
     # --- shared-state switches ------------------------------------------------------
 

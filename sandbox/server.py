@@ -132,6 +132,14 @@ class EmulatorApp:
     def _serve_api(self, api: Api, route: Route, key: str, request: ApiRequest) -> ApiResponse:
         subject = api.subject_of(request)
         self.controls.record_call(key, subject)  # every call counts, faulted or not
+        self.controls.record_request(
+            key,
+            request.method,
+            path_params=request.path_params,
+            query={name: request.args.getlist(name) for name in request.args},
+            body=request.body,
+            body_is_json=request.body_is_json,
+        )
         delay = self.controls.latency_for(key)
         if delay:
             time.sleep(delay)
@@ -360,7 +368,7 @@ def _serve(
     )
     thread = threading.Thread(
         target=server.serve_forever,
-        kwargs={"poll_interval": 0.1},  # how fast stop() returns
+        kwargs={"poll_interval": 0.02},  # how fast stop() returns (every test stops one)
         name=f"provider-emulator:{server.server_port}",
         daemon=True,
     )

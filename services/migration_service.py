@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUPPORTED_ROUTES = (("plaid", "snaptrade"),)
+INSTITUTION_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+MAX_SLUG_LENGTH = 100  # migration_runs.institution_slug
 TOTALS_TOLERANCE = 0.01  # currency units; the same positions priced the same way
 
 
@@ -81,6 +84,15 @@ class MigrationReport:
 def _validate(institution_slug: str, source: str, target: str, tolerance: float) -> None:
     if not isinstance(institution_slug, str) or not institution_slug.strip():
         raise InvalidInput("institution is required, e.g. interactive-brokers", field="institution")
+    # The slug names the token secret and is stored with the run (at most 100 characters;
+    # Postgres refuses longer values and NUL characters): check it before anything else.
+    if len(institution_slug) > MAX_SLUG_LENGTH or not INSTITUTION_SLUG.fullmatch(institution_slug):
+        shown = institution_slug if len(institution_slug) <= 60 else institution_slug[:60] + "..."
+        raise InvalidInput(
+            f"institution {shown!r} is not an institution slug: lowercase letters and digits "
+            "joined by single hyphens, e.g. interactive-brokers",
+            field="institution",
+        )
     for name, value in (("from", source), ("to", target)):
         if value not in PROVIDERS:
             raise InvalidInput(

@@ -92,6 +92,18 @@ def _wait_seconds(state: RetryCallState) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+def retry_after_seconds(headers: Any) -> float | None:
+    """The Retry-After header (seconds) of a provider's answer, read case-insensitively."""
+    value = None
+    for key in headers or {}:
+        if str(key).lower() == "retry-after":
+            value = headers[key]
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP date, or garbage: fall back to our own backoff
+
+
 def call_with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call ``fn`` (which raises only ProviderError for provider failures) with retries."""
     retrying = Retrying(

@@ -802,8 +802,9 @@ class TradeExecutionService:
 
         try:
             answer = self.adapter().place_order(str(row["provider_trade_id"]))
-        except ProviderUnavailable as exc:
-            # No answer (or a 5xx) after sending: the order may be at the broker. Never retry.
+        except (ProviderUnavailable, MalformedResponse) as exc:
+            # No answer, a 5xx or an unreadable 200 after sending: the order may be at the
+            # broker. Never retry, and never call it failed.
             message = (
                 f"SnapTrade did not confirm the order ({exc.message}). It may or may not have "
                 f"been placed at {row['brokerage']}: check the brokerage before ordering again. "

@@ -149,12 +149,14 @@ def any_db_services(
 def known_secret_values() -> list[str]:
     """Every credential the tests use: none may appear in a log line or a database table."""
     from sandbox import demo
+    from tests.web_fixtures import TEST_PASSWORD
 
     return [
         *demo.PLAID_ACCESS_TOKENS.values(),
         demo.SNAPTRADE_USER_SECRET,
         demo.PLAID_SECRET,
         demo.SNAPTRADE_CONSUMER_KEY,
+        TEST_PASSWORD,  # the web password every web test logs in with
     ]
 
 

@@ -1,0 +1,302 @@
+"""What Brokerage Hub sends fits the providers' own request schemas.
+
+Every SnapTrade call the project makes (``registerUser``, ``login``, ``/accounts``,
+balances, ``positions/all``, an authorization's detail, symbol search, order impact,
+placing an order) and every Plaid call (holdings, Item, Item removal, Link token create
+and get, public token exchange) is made through the real code paths against the
+emulator, which records each request (credentials masked). Each recorded request is then
+checked against the operation in the official spec (``shared/specs``):
+
+* query parameters: every required one present, none undeclared (the SnapTrade SDK's
+  ``clientId`` and ``timestamp`` are the spec's security schemes), each value valid for
+  its schema; path parameters valid for theirs (ids are UUIDs);
+* JSON bodies: valid for the operation's ``requestBody`` schema ($refs resolved,
+  ``nullable`` honoured), a required body present, and no property the schema does not
+  declare (a misspelt field would otherwise pass silently).
+
+The spec answers are checked in ``test_emulator_contract.py``; this file checks the questions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import FormatChecker
+from openapi_schema_validator import OAS30WriteValidator
+
+from sandbox import data, demo
+from tests.conftest import FakeClock, make_services
+from tests.emulator_fixtures import PLAID_SPEC, SNAPTRADE_SPEC, _load_spec, require_specs
+
+SCHWAB_ACCOUNT = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
+IBKR_AUTH = data.SNAPTRADE_AUTHORIZATION_IDS["interactive-brokers"]
+NEW_USER = "new.person@example.com"
+
+# Every provider call the project makes (the fault matrix drives the same list).
+SNAPTRADE_CALLS = {
+    "snaptrade /snapTrade/registerUser",
+    "snaptrade /snapTrade/login",
+    "snaptrade /accounts",
+    "snaptrade /accounts/{accountId}/balances",
+    "snaptrade /accounts/{accountId}/positions/all",
+    "snaptrade /authorizations/{authorizationId}",
+    "snaptrade /accounts/{accountId}/symbols",
+    "snaptrade /trade/impact",
+    "snaptrade /trade/{tradeId}",
+}
+PLAID_CALLS = {
+    "plaid /investments/holdings/get",
+    "plaid /item/get",
+    "plaid /item/remove",
+    "plaid /link/token/create",
+    "plaid /link/token/get",
+    "plaid /item/public_token/exchange",
+}
+
+
+class RequestSchemas:
+    """The request side of one OpenAPI 3.0 spec: parameters and request bodies."""
+
+    def __init__(self, spec_path: Path) -> None:
+        self.spec = _load_spec(spec_path)
+        checker = FormatChecker(formats=())
+        checker.checkers = dict(OAS30WriteValidator.FORMAT_CHECKER.checkers)
+        self._format_checker = checker
+        self._query_keys = {
+            scheme["name"]
+            for scheme in self.spec.get("components", {}).get("securitySchemes", {}).values()
+            if scheme.get("type") == "apiKey" and scheme.get("in") == "query"
+        }
+
+    def resolve(self, node: Any) -> Any:
+        while isinstance(node, dict) and "$ref" in node:
+            target: Any = self.spec
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            node = target
+        return node
+
+    def errors(self, schema: dict[str, Any], instance: Any) -> list[str]:
+        validator = OAS30WriteValidator(
+            {"allOf": [schema], "components": self.spec["components"]},
+            format_checker=self._format_checker,
+        )
+        return [
+            f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+            for error in validator.iter_errors(instance)
+        ]
+
+    def declared(self, schema: Any) -> tuple[dict[str, Any], bool]:
+        """(properties, open to others) of a schema, through $refs and allOf."""
+        schema = self.resolve(schema)
+        if not isinstance(schema, dict):
+            return {}, True
+        properties = dict(schema.get("properties") or {})
+        open_ = "properties" not in schema or schema.get("additionalProperties") not in (
+            None,
+            False,
+        )
+        for part in schema.get("allOf") or []:
+            more, part_open = self.declared(part)
+            properties.update(more)
+            open_ = open_ and part_open
+        if schema.get("anyOf") or schema.get("oneOf"):
+            open_ = True  # which branch applies is the validator's business
+        return properties, open_
+
+    def unknown_fields(self, schema: Any, instance: Any, where: str = "body") -> list[str]:
+        if isinstance(instance, list):
+            items = self.resolve(schema).get("items", {}) if isinstance(schema, dict) else {}
+            return [
+                f
+                for i, item in enumerate(instance)
+                for f in self.unknown_fields(items, item, f"{where}[{i}]")
+            ]
+        if not isinstance(instance, dict):
+            return []
+        properties, open_ = self.declared(schema)
+        found = [] if open_ else [f"{where}.{key}" for key in instance if key not in properties]
+        for key, value in instance.items():
+            if key in properties:
+                found += self.unknown_fields(properties[key], value, f"{where}.{key}")
+        return found
+
+    def check(self, recorded: Any) -> list[str]:
+        """Every way ``recorded`` (a sandbox.faults.RecordedRequest) breaks its operation."""
+        template = recorded.endpoint.split(" ", 1)[1]
+        path_item = self.spec["paths"][template]
+        operation = path_item[recorded.method.lower()]
+        problems: list[str] = []
+        parameters = [
+            self.resolve(p)
+            for p in [*(path_item.get("parameters") or []), *(operation.get("parameters") or [])]
+        ]
+        sent = {"query": recorded.query, "path": recorded.path_params}
+        for parameter in parameters:
+            where, name = parameter["in"], parameter["name"]
+            if where not in sent:
+                continue
+            values = sent[where].get(name)
+            if values is None:
+                if parameter.get("required"):
+                    problems.append(f"required {where} parameter {name} is missing")
+                continue
+            schema = self.resolve(parameter.get("schema", {}))
+            for value in values if isinstance(values, list) else [values]:
+                problems += [
+                    f"{where} parameter {name}: {message}"
+                    for message in self.errors(schema, _typed(value, schema))
+                ]
+        declared = {p["name"] for p in parameters if p["in"] == "query"} | self._query_keys
+        problems += [
+            f"undeclared query parameter {name}" for name in recorded.query if name not in declared
+        ]
+        body_spec = self.resolve(operation.get("requestBody"))
+        if body_spec is None:
+            if recorded.body not in (None, {}):
+                problems.append("a body was sent to an operation that takes none")
+            return problems
+        if not recorded.body_is_json:
+            return [*problems, "the body is not JSON"]
+        if recorded.body is None:
+            if body_spec.get("required"):
+                problems.append("the required body is missing")
+            return problems
+        schema = body_spec["content"]["application/json"]["schema"]
+        problems += [f"body: {message}" for message in self.errors(schema, recorded.body)]
+        problems += [f"undeclared field {f}" for f in self.unknown_fields(schema, recorded.body)]
+        return problems
+
+
+def _typed(value: str, schema: dict[str, Any]) -> Any:
+    """A query or path value (text on the wire) as the type its schema names."""
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    except ValueError:
+        return value
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(value, value)
+    return value
+
+
+@pytest.fixture
+def hub(tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock) -> Iterator[Any]:
+    built = make_services(tmp_path / "demo", sqlite_url, emulator, clock, TRADING_ENABLED="true")
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def new_user(tmp_path: Path, emulator: Any, clock: FakeClock) -> Iterator[Any]:
+    built = make_services(
+        tmp_path / "new",
+        f"sqlite:///{tmp_path / 'new.db'}",
+        emulator,
+        clock,
+        DEFAULT_USER_EMAIL=NEW_USER,
+    )
+    yield built
+    built.close()
+
+
+def every_call_the_project_makes(hub: Any, new_user: Any, emulator: Any) -> None:
+    """Drive every provider call through the code paths that make it."""
+
+    def back(flow_id: str) -> str:
+        return f"http://127.0.0.1:5000/snaptrade/connected/{flow_id}"
+
+    # SnapTrade: register + portal, reconnect, positions, health with the trading probe,
+    # previews (Market and Limit, BUY and SELL) and one placement.
+    new_user.linking.start_snaptrade_connection("read", return_url=back)
+    hub.linking.start_snaptrade_connection("trade", IBKR_AUTH, return_url=back)
+    hub.positions.get_all_positions()
+    hub.health.check_connections(probe_trading=True)
+    market = hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "BUY", 2)
+    hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "SELL", 1, "Limit", 55.5, "GTC")
+    hub.trading.execute_order(market["preview_id"])
+
+    # Plaid: Hosted Link for a new Item (create, poll, exchange), update mode, Item health,
+    # and moving IBKR to SnapTrade (holdings on both sides, then /item/remove).
+    job = new_user.linking.start_plaid_link(poll_seconds=0.02)
+    emulator.controls.complete_link(job.link_token, "merrill-lynch")
+    assert new_user.linking.wait_for_job(job.job_id, 15).status == "done"
+    update = hub.linking.start_plaid_update("merrill-lynch", poll_seconds=0.02)
+    emulator.controls.complete_link(update.link_token, "merrill-lynch")
+    hub.linking.wait_for_job(update.job_id, 15)
+    assert hub.migrations.migrate("interactive-brokers", execute=True)["ok"]
+
+
+def test_every_snaptrade_request_fits_the_spec(hub: Any, new_user: Any, emulator: Any) -> None:
+    require_specs()
+    schemas = RequestSchemas(SNAPTRADE_SPEC)
+    every_call_the_project_makes(hub, new_user, emulator)
+    recorded = [r for r in emulator.controls.requests() if r.endpoint.startswith("snaptrade ")]
+    assert {r.endpoint for r in recorded} == SNAPTRADE_CALLS
+    problems = {
+        f"{r.method} {r.endpoint}: {problem}" for r in recorded for problem in schemas.check(r)
+    }
+    assert not problems, "\n".join(sorted(problems))
+    # The recorder never kept a user secret.
+    assert all(demo.SNAPTRADE_USER_SECRET not in repr(r) for r in recorded)
+
+
+def test_every_plaid_request_fits_the_spec(hub: Any, new_user: Any, emulator: Any) -> None:
+    require_specs()
+    schemas = RequestSchemas(PLAID_SPEC)
+    every_call_the_project_makes(hub, new_user, emulator)
+    recorded = [r for r in emulator.controls.requests() if r.endpoint.startswith("plaid ")]
+    assert {r.endpoint for r in recorded} == PLAID_CALLS
+    problems = {
+        f"{r.method} {r.endpoint}: {problem}" for r in recorded for problem in schemas.check(r)
+    }
+    assert not problems, "\n".join(sorted(problems))
+    assert all(
+        token not in repr(r) for r in recorded for token in demo.PLAID_ACCESS_TOKENS.values()
+    )
+
+
+def test_the_checker_catches_what_it_should(emulator: Any) -> None:
+    """A request that breaks the spec in each way the checker looks for is refused."""
+    from sandbox.faults import RecordedRequest
+
+    require_specs()
+    schemas = RequestSchemas(SNAPTRADE_SPEC)
+
+    def impact(body: Any, **query: list[str]) -> list[str]:
+        return schemas.check(
+            RecordedRequest(
+                endpoint="snaptrade /trade/impact",
+                method="POST",
+                path_params={},
+                query={"userId": ["u"], "userSecret": ["[masked]"], **query},
+                body=body,
+                body_is_json=True,
+            )
+        )
+
+    good = {
+        "account_id": SCHWAB_ACCOUNT,
+        "action": "BUY",
+        "universal_symbol_id": SCHWAB_ACCOUNT,
+        "order_type": "Market",
+        "time_in_force": "Day",
+        "units": 1.0,
+    }
+    assert impact(good, clientId=["c"], timestamp=["1"]) == []
+    assert any("units" in p for p in impact({**good, "units": "one"}))
+    assert any("action" in p for p in impact({**good, "action": "HOLD"}))
+    assert any("account_id" in p for p in impact({**good, "account_id": "not-a-uuid"}))
+    assert any("undeclared field body.quantity" in p for p in impact({**good, "quantity": 1}))
+    assert any("undeclared query parameter debug" in p for p in impact(good, debug=["1"]))
+    assert any("required body" in p for p in impact(None))
+    missing_user = schemas.check(
+        RecordedRequest("snaptrade /accounts", "GET", {}, {"userSecret": ["x"]}, None, True)
+    )
+    assert missing_user == ["required query parameter userId is missing"]
