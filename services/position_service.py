@@ -414,7 +414,7 @@ class PositionService:
         names = [column.name for column in _ROW_COLUMNS]
         naive_times = self._engine.dialect.name == "sqlite"
         with self._engine.connect() as conn:
-            for values in conn.execute(query).tuples():
+            for values in conn.execute(query):
                 record = dict(zip(names, values, strict=True))
                 record["user_email"] = self.user_email
                 if naive_times:
