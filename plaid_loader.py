@@ -34,6 +34,7 @@ from services.provider_calls import (
     call_with_retry,
     instrument_rest_client,
     ledger_subject,
+    map_network_error,
     retry_after_seconds,
 )
 from services.redaction import redact_text, register_secret
@@ -144,24 +145,12 @@ def _plaid_error_fields(exc: Any) -> dict[str, Any]:
 
 def _map_plaid_error(exc: BaseException, endpoint: str) -> ProviderError:
     import plaid
-    import urllib3
 
     if isinstance(exc, ProviderError):
         return exc
-    # urllib3's NewConnectionError (refused, no route, DNS) subclasses ConnectTimeoutError:
-    # it is not slowness, and saying "in time" would send the person the wrong way.
-    if isinstance(exc, urllib3.exceptions.TimeoutError) and not isinstance(
-        exc, urllib3.exceptions.NewConnectionError
-    ):
-        return ProviderTimeout(
-            f"Plaid did not answer {endpoint} in time", provider=PROVIDER, endpoint=endpoint
-        )
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        return ProviderUnavailable(
-            f"Plaid could not be reached for {endpoint}: {redact_text(type(exc).__name__)}",
-            provider=PROVIDER,
-            endpoint=endpoint,
-        )
+    network = map_network_error(exc, provider=PROVIDER, display="Plaid", endpoint=endpoint)
+    if network is not None:
+        return network
     if isinstance(exc, plaid.ApiException):
         status = getattr(exc, "status", None) or None
         fields = _plaid_error_fields(exc)

@@ -24,7 +24,6 @@ from services.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderRejected,
-    ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
     TradingNotPermitted,
@@ -34,6 +33,7 @@ from services.provider_calls import (
     CallSink,
     call_with_retry,
     instrument_rest_client,
+    map_network_error,
     retry_after_seconds,
 )
 from services.redaction import redact_text, register_secret
@@ -128,26 +128,13 @@ def _retry_after(exc: Any) -> float | None:
 
 
 def map_snaptrade_error(exc: BaseException, endpoint: str) -> ProviderError:
-    import urllib3
     from snaptrade_client import ApiException
 
     if isinstance(exc, ProviderError):
         return exc
-    # urllib3's NewConnectionError (refused, no route, DNS) subclasses ConnectTimeoutError:
-    # it is not slowness, and saying "in time" would send the person the wrong way.
-    if isinstance(exc, urllib3.exceptions.TimeoutError) and not isinstance(
-        exc, urllib3.exceptions.NewConnectionError
-    ):
-        return ProviderTimeout(
-            f"SnapTrade did not answer {endpoint} in time", provider=PROVIDER, endpoint=endpoint
-        )
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        # urllib3's message holds the URL, and with it the userSecret: name the class only.
-        return ProviderUnavailable(
-            f"SnapTrade could not be reached for {endpoint} ({type(exc).__name__})",
-            provider=PROVIDER,
-            endpoint=endpoint,
-        )
+    network = map_network_error(exc, provider=PROVIDER, display="SnapTrade", endpoint=endpoint)
+    if network is not None:
+        return network
     if isinstance(exc, ApiException):
         status = getattr(exc, "status", None)
         code = snaptrade_error_code(exc)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from services.errors import ProviderError
+from services.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,31 @@ def retry_after_seconds(headers: Any) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except (TypeError, ValueError):
         return None  # an HTTP date, or garbage: fall back to our own backoff
+
+
+def map_network_error(
+    exc: BaseException, *, provider: str, display: str, endpoint: str
+) -> ProviderError | None:
+    """urllib3 failures (both SDKs send through urllib3) as our errors; None for anything else."""
+    import urllib3
+
+    # urllib3's NewConnectionError (refused, no route, DNS) subclasses ConnectTimeoutError:
+    # it is not slowness, and saying "in time" would send the person the wrong way.
+    if isinstance(exc, urllib3.exceptions.TimeoutError) and not isinstance(
+        exc, urllib3.exceptions.NewConnectionError
+    ):
+        return ProviderTimeout(
+            f"{display} did not answer {endpoint} in time", provider=provider, endpoint=endpoint
+        )
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        # urllib3's message holds the URL, and SnapTrade puts the userSecret in the query
+        # string: name the failure's class only.
+        return ProviderUnavailable(
+            f"{display} could not be reached for {endpoint} ({type(exc).__name__})",
+            provider=provider,
+            endpoint=endpoint,
+        )
+    return None
 
 
 def call_with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
