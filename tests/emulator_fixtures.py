@@ -1,36 +1,48 @@
-"""Helpers for the emulator tests: real SDK clients, a movable clock, spec validation.
+"""Helpers for the emulator tests: real SDK clients, a movable clock, contract checks.
 
-Imported explicitly by tests/test_emulator_*.py (this is not a conftest).
+Imported explicitly by tests/test_emulator_*.py and tests/test_request_contract.py
+(this is not a conftest).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+import ipaddress
 import json
-import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypedDict
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import plaid
 import pytest
 import requests
+import urllib3
 import yaml
 from jsonschema import FormatChecker
 from openapi_schema_validator import OAS30ReadValidator
 from plaid.api import plaid_api
+from plaid.exceptions import OpenApiException
+from plaid.model.plaid_error import PlaidError
+from plaid.model_utils import (
+    ModelComposed,
+    ModelSimple,
+    OpenApiModel,
+    validate_and_convert_types,
+)
 from snaptrade_client import SnapTrade, SnapTradeAuth
 
 from sandbox import demo
 from sandbox.server import EmulatorHandle
 from sandbox.snaptrade_api import request_signature
 
-# The repo sits beside shared/, which holds the providers' official specs.
-SPECS_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs"
-PLAID_SPEC = SPECS_DIR / "plaid-2020-09-14.patched.json"
+# SnapTrade's own spec, copied into the repo with its licence (see tests/specs/README.md).
+# Plaid's spec is not copied (its licence is not stated): PlaidModels checks Plaid traffic.
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
 SNAPTRADE_SPEC = SPECS_DIR / "snaptrade-api.yaml"
 
 
@@ -110,6 +122,26 @@ class WireRecorder:
         return json.loads(self.answers[-1][1])
 
 
+class AnswerTap:
+    """Keeps every HTTP answer that any SDK client in this process receives, with its URL.
+
+    A WireRecorder needs the client in hand; the project builds its clients inside
+    its services. Both SDKs send through urllib3's PoolManager, so wrapping that
+    class's ``request`` reaches those clients too (``monkeypatch`` undoes it).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.answers: list[tuple[str, str, int, bytes]] = []  # method, url, status, body
+        original: Callable[..., Any] = urllib3.PoolManager.request
+
+        def recording_request(pool: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            response = original(pool, method, url, *args, **kwargs)
+            self.answers.append((method, url, response.status, response.data))
+            return response
+
+        monkeypatch.setattr(urllib3.PoolManager, "request", recording_request)
+
+
 def signed_snaptrade_request(
     handle: EmulatorHandle,
     method: str,
@@ -146,14 +178,7 @@ def signed_snaptrade_request(
     )
 
 
-def require_specs() -> Path:
-    """The specs folder; skip the test when it is absent, except in CI where that fails."""
-    if SPECS_DIR.is_dir():
-        return SPECS_DIR
-    reason = f"provider specs not found at {SPECS_DIR} (the repo must sit beside shared/)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+# --- SnapTrade: its OpenAPI spec ------------------------------------------------------
 
 
 class _YamlWithoutTimestamps(yaml.SafeLoader):
@@ -167,22 +192,19 @@ _YamlWithoutTimestamps.yaml_implicit_resolvers = {
 
 
 @functools.cache
-def _load_spec(path: Path) -> dict[str, Any]:
+def load_spec(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
-        if path.suffix == ".json":
-            spec = json.load(f)
-        else:
-            spec = yaml.load(f, Loader=_YamlWithoutTimestamps)
+        spec = yaml.load(f, Loader=_YamlWithoutTimestamps)
     return _allow_null_compositions(spec)
 
 
 def _allow_null_compositions(node: Any) -> Any:
     """Let ``{"nullable": true, "allOf": [{"$ref": ...}]}`` accept null.
 
-    Both specs mark a referenced object nullable that way. Under the strict
+    The spec marks a referenced object nullable that way. Under the strict
     OpenAPI 3.0.3 reading ``nullable`` has no effect without ``type``, so null
-    would fail the referenced schema, although the providers do send null there
-    and their SDKs accept it. Rewrite it as "null, or the composition".
+    would fail the referenced schema, although SnapTrade does send null there
+    and its SDK accepts it. Rewrite it as "null, or the composition".
     """
     if isinstance(node, list):
         return [_allow_null_compositions(item) for item in node]
@@ -206,38 +228,201 @@ def _is_decimal_string(instance: object) -> bool:
     return True
 
 
+def is_public_web_url(instance: object) -> bool:
+    """The ``url`` format as Stoplight Prism checks it (ajv-formats' ``url`` pattern).
+
+    An http(s) URL whose host is a public address or a dotted name with a letters-only
+    top-level domain. Loopback, private, link-local and other non-public addresses fail,
+    and so do ``localhost`` and one-label names: a URL only the emulator's machine can
+    open is not one a client of the real service would ever receive.
+    """
+    if not isinstance(instance, str):
+        return True
+    if any(character.isspace() for character in instance):
+        return False
+    try:
+        parts = urlsplit(instance)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    host = parts.hostname  # lower-cased, IPv6 brackets removed
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.removesuffix(".").split(".")
+        top = labels[-1]
+        return (
+            len(labels) >= 2
+            and all(labels)
+            and top.isalpha()
+            and len(top) >= 2
+            and top != "localhost"  # RFC 6761: *.localhost is loopback too
+        )
+    return address.is_global and not address.is_multicast
+
+
+def spec_format_checker() -> FormatChecker:
+    """OpenAPI 3.0's string formats plus the two the SnapTrade spec adds, ``decimal`` and ``url``.
+
+    jsonschema lets a string through when it does not know its format, so each format
+    the spec names must be known here; a test checks that none is left out.
+    """
+    # A private copy: the validators' own checker is shared by every user in the process.
+    checker = FormatChecker(formats=())
+    checker.checkers = dict(OAS30ReadValidator.FORMAT_CHECKER.checkers)
+    checker.checks("decimal")(_is_decimal_string)
+    checker.checks("url")(is_public_web_url)
+    return checker
+
+
+# The error body SnapTrade documents for real errors. The spec describes some error
+# answers otherwise ({"default_detail", "default_code"}) and many not at all.
+SNAPTRADE_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["detail", "status_code", "code"],
+    "properties": {
+        "detail": {"type": "string"},
+        "status_code": {"type": "integer"},
+        "code": {"type": "string"},
+    },
+}
+
+
 class SpecValidator:
-    """Validates answers against an OpenAPI 3.0 spec's response schemas."""
+    """Validates answers against an OpenAPI 3.0 spec's response schemas, formats included."""
 
     def __init__(self, spec_path: Path) -> None:
-        self.spec = _load_spec(spec_path)
-        # A private copy: the validator's own checker is shared by every user in the process.
-        format_checker = FormatChecker(formats=())
-        format_checker.checkers = dict(OAS30ReadValidator.FORMAT_CHECKER.checkers)
-        format_checker.checks("decimal")(_is_decimal_string)  # SnapTrade's decimal strings
-        self._format_checker = format_checker
+        self.spec = load_spec(spec_path)
+        self.format_checker = spec_format_checker()
 
-    def schema_for(self, method: str, path: str, status: int | str) -> dict[str, Any]:
+    def template_of(self, method: str, path: str) -> str:
+        """The spec's path template (``/accounts/{accountId}``) that a concrete path matches."""
+        for template, operations in self.spec["paths"].items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            if method.lower() in operations and re.fullmatch(pattern, path):
+                return template
+        raise KeyError(f"the spec has no {method.upper()} {path}")
+
+    def schema_for(self, method: str, path: str, status: int) -> dict[str, Any]:
         responses = self.spec["paths"][path][method.lower()]["responses"]
         response = responses.get(str(status)) or responses["default"]
+        if "content" not in response and status >= 400:
+            # The spec leaves this error undescribed (a bare "default"): hold it to the
+            # shape SnapTrade documents for real errors instead of letting anything pass.
+            return SNAPTRADE_ERROR_SCHEMA
         return response["content"]["application/json"]["schema"]
 
-    def validate(self, method: str, path: str, status: int | str, instance: Any) -> None:
+    def validate(self, method: str, path: str, status: int, instance: Any) -> None:
         """Raise jsonschema.ValidationError when ``instance`` does not fit the schema."""
         # $refs point at "#/components/...": give the schema the spec's components.
         schema = {
             "allOf": [self.schema_for(method, path, status)],
             "components": self.spec["components"],
         }
-        validator = OAS30ReadValidator(schema, format_checker=self._format_checker)
+        validator = OAS30ReadValidator(schema, format_checker=self.format_checker)
         validator.validate(instance)
 
 
-def plaid_spec() -> SpecValidator:
-    require_specs()
-    return SpecValidator(PLAID_SPEC)
-
-
 def snaptrade_spec() -> SpecValidator:
-    require_specs()
     return SpecValidator(SNAPTRADE_SPEC)
+
+
+# --- Plaid: the plaid-python SDK's generated models -----------------------------------
+
+
+class PlaidModels:
+    """Plaid's contract as stated by the plaid-python SDK's generated models.
+
+    The SDK (MIT) is generated from Plaid's OpenAPI spec, so its models carry the
+    spec's facts: required fields, types, nullability, enum values, lengths and
+    patterns. Each operation's request and response model is read from the SDK's
+    own endpoint table, so the pairing of path and model is the SDK's, not ours.
+    """
+
+    def __init__(self) -> None:
+        # A configuration is what lets the SDK turn strings into dates and dicts into models;
+        # unknown keys are kept (discarding them would hide a misspelt field).
+        self._configuration = plaid.Configuration(discard_unknown_keys=False)
+        api = plaid_api.PlaidApi(plaid.ApiClient(self._configuration))
+        self._operations: dict[str, tuple[tuple[type, ...] | None, tuple[type, ...]]] = {}
+        for name, endpoint in vars(api).items():
+            if not name.endswith("_endpoint"):
+                continue
+            body = [param for param, where in endpoint.location_map.items() if where == "body"]
+            request_types = endpoint.openapi_types[body[0]] if body else None
+            path = endpoint.settings["endpoint_path"]
+            self._operations[path] = (request_types, endpoint.settings["response_type"])
+
+    def answer_problems(self, path: str, status: int, answer: Any) -> list[str]:
+        """Every way ``answer`` (JSON) breaks the SDK's response model for ``path``.
+
+        A 200 answer must parse as the operation's response model, any other as
+        Plaid's error object.
+        """
+        response_types = self._operations[path][1] if status == 200 else (PlaidError,)
+        return self._problems(response_types, answer, "answer")
+
+    def request_problems(self, path: str, body: Any) -> list[str]:
+        """Every way ``body`` (JSON) breaks the SDK's request model for ``path``."""
+        request_types = self._operations[path][0]
+        if request_types is None:
+            return [] if body in (None, {}) else ["a body was sent to an operation that takes none"]
+        return self._problems(request_types, body, "body")
+
+    def _problems(self, types: tuple[type, ...], data: Any, where: str) -> list[str]:
+        # The strict parse the SDK itself runs on an answer (ApiClient.deserialize with
+        # _check_return_type=True): every value's type checked, dates and datetimes
+        # parsed, dicts built into models, whose constructors demand the required
+        # fields. It converts in place, so it gets a copy.
+        try:
+            parsed = validate_and_convert_types(
+                copy.deepcopy(data), types, [where], True, True, configuration=self._configuration
+            )
+        except OpenApiException as error:  # a wrong type, a bad value, an unknown attribute
+            return [str(error)]
+        except TypeError as error:  # a required field is missing: the model's constructor says
+            return [f"{where}: {error}"]
+        # A composed model and its parts may both name one bad enum value: say it once.
+        return list(dict.fromkeys(_beyond_the_parse(parsed, where)))
+
+
+def _beyond_the_parse(value: Any, where: str) -> Iterator[str]:
+    """What the SDK's parse lets through on purpose: enum values and fields it does not know.
+
+    The SDK must not break when Plaid adds an enum value or a field, so it accepts
+    both. The emulator speaks for this SDK's version of the API, so for the emulator
+    either one is a mistake (a misspelt field or value would otherwise pass).
+    """
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _beyond_the_parse(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _beyond_the_parse(item, f"{where}.{key}")
+    elif isinstance(value, OpenApiModel):
+        yield from _model_problems(value, where, recurse=True)
+
+
+def _model_problems(model: OpenApiModel, where: str, *, recurse: bool) -> Iterator[str]:
+    parts = model._composed_instances if isinstance(model, ModelComposed) else []
+    declared = set(model.openapi_types).union(*(part.openapi_types for part in parts))
+    for name, item in model._data_store.items():
+        at = where if isinstance(model, ModelSimple) else f"{where}.{name}"
+        if name not in declared:
+            # A composed model's parts each hold every field of the whole: only the
+            # whole (recurse=True) may call a field undeclared.
+            if recurse:
+                yield f"{at}: {type(model).__name__} declares no such field"
+            continue
+        allowed = model.allowed_values.get((name,))
+        if allowed is not None:
+            values = item if isinstance(item, list) else [item]
+            for unknown in [v for v in values if v is not None and v not in allowed.values()]:
+                yield f"{at}: {unknown!r} is not one of {sorted(allowed.values())}"
+        if recurse:
+            yield from _beyond_the_parse(item, at)
+    # Enums declared inline in an allOf/oneOf part are only known to that part.
+    for part in parts:
+        yield from _model_problems(part, where, recurse=False)

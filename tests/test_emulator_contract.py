@@ -1,16 +1,26 @@
 """The emulator answers like the real providers: every endpoint is called through the
 official SDK over loopback HTTP, and the JSON on the wire is checked against the
-provider's own OpenAPI spec. plaid-python parses strictly, so a parsed answer is
-itself evidence that no required field is missing."""
+provider's contract. SnapTrade's is its own OpenAPI spec (``tests/specs``), string
+formats included. Plaid's is the plaid-python SDK's generated models: each answer is
+parsed strictly into the operation's response model (or Plaid's error object), and
+an enum value or field the model does not know fails too.
+
+The checks are only evidence if they can fail: the last section shows each one
+refusing an answer that breaks it."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import plaid
 import pytest
 import requests
+from jsonschema import ValidationError
 from plaid.model.accounts_get_request import AccountsGetRequest
 from plaid.model.country_code import CountryCode
 from plaid.model.institutions_get_by_id_request import InstitutionsGetByIdRequest
@@ -31,11 +41,14 @@ from sandbox import data, demo
 from sandbox.server import EmulatorHandle, start_emulator
 from tests.emulator_fixtures import (
     DEMO_USER,
+    SNAPTRADE_SPEC,
+    SPECS_DIR,
     OffsetClock,
+    PlaidModels,
     SpecValidator,
     WireRecorder,
+    is_public_web_url,
     plaid_client,
-    plaid_spec,
     snaptrade_client,
     snaptrade_spec,
 )
@@ -60,11 +73,6 @@ def emulator(clock: OffsetClock) -> Iterator[EmulatorHandle]:
 
 
 @pytest.fixture
-def plaid_schema() -> SpecValidator:
-    return plaid_spec()
-
-
-@pytest.fixture
 def snap_schema() -> SpecValidator:
     return snaptrade_spec()
 
@@ -72,14 +80,17 @@ def snap_schema() -> SpecValidator:
 class PlaidWire:
     """A Plaid SDK client plus the raw answers it received."""
 
-    def __init__(self, handle: EmulatorHandle, schema: SpecValidator) -> None:
+    def __init__(self, handle: EmulatorHandle, models: PlaidModels) -> None:
         self.client = plaid_client(handle)
         self.recorder = WireRecorder.on_plaid(self.client)
-        self.schema = schema
+        self.models = models
 
-    def check(self, path: str, status: int | str = 200) -> dict:
+    def check(self, path: str) -> dict:
+        """The last answer, once it has parsed strictly into the SDK's model for ``path``."""
+        status, _ = self.recorder.answers[-1]
         answer = self.recorder.last_json()
-        self.schema.validate("post", path, status, answer)
+        problems = self.models.answer_problems(path, status, answer)
+        assert not problems, "\n".join(problems)
         return answer
 
 
@@ -91,15 +102,15 @@ class SnapWire:
         self.recorder = WireRecorder.on_snaptrade(self.client)
         self.schema = schema
 
-    def check(self, method: str, path: str, status: int | str = 200):
+    def check(self, method: str, path: str, status: int = 200):
         answer = self.recorder.last_json()
         self.schema.validate(method, path, status, answer)
         return answer
 
 
 @pytest.fixture
-def plaid_wire(emulator: EmulatorHandle, plaid_schema: SpecValidator) -> PlaidWire:
-    return PlaidWire(emulator, plaid_schema)
+def plaid_wire(emulator: EmulatorHandle) -> PlaidWire:
+    return PlaidWire(emulator, PlaidModels())
 
 
 @pytest.fixture
@@ -111,7 +122,7 @@ def snap_wire(emulator: EmulatorHandle, snap_schema: SpecValidator) -> SnapWire:
 
 
 @pytest.mark.parametrize("slug", sorted(demo.PLAID_ACCESS_TOKENS))
-def test_plaid_holdings_match_the_spec_and_the_seeded_data(plaid_wire: PlaidWire, slug: str):
+def test_plaid_holdings_fit_the_sdk_models_and_the_seeded_data(plaid_wire: PlaidWire, slug: str):
     response = plaid_wire.client.investments_holdings_get(
         InvestmentsHoldingsGetRequest(access_token=demo.PLAID_ACCESS_TOKENS[slug])
     )
@@ -203,7 +214,7 @@ def test_plaid_hosted_link_flow_yields_a_working_new_item(
     # A public token is single-use.
     with pytest.raises(plaid.ApiException) as reused:
         client.item_public_token_exchange(ItemPublicTokenExchangeRequest(public_token=public_token))
-    plaid_wire.check("/item/public_token/exchange", "default")
+    plaid_wire.check("/item/public_token/exchange")
     assert json.loads(reused.value.body)["error_code"] == "INVALID_PUBLIC_TOKEN"
 
 
@@ -236,7 +247,7 @@ def test_plaid_sandbox_public_token_and_item_remove(plaid_wire: PlaidWire):
     plaid_wire.check("/item/remove")
     with pytest.raises(plaid.ApiException) as removed:
         client.accounts_get(AccountsGetRequest(access_token=exchanged.access_token))
-    plaid_wire.check("/accounts/get", "default")
+    plaid_wire.check("/accounts/get")
     assert removed.value.status == 400
     assert json.loads(removed.value.body)["error_code"] == "ITEM_NOT_FOUND"
     # The seeded Items are untouched.
@@ -439,3 +450,191 @@ def test_demo_data_is_broad_enough():
     assert kinds == {"equity", "etf", "mutual fund", "money market"}
     assert {"USD", "EUR"} <= currencies
     assert "EUR" in data.IBKR_CASH
+
+
+# --- the checks can fail --------------------------------------------------------------
+
+
+def test_the_snaptrade_spec_in_the_repo_is_the_upstream_file_its_readme_records():
+    readme = (SPECS_DIR / "README.md").read_text(encoding="utf-8")
+    recorded = re.search(r"^sha256: ([0-9a-f]{64})$", readme, re.MULTILINE)
+    assert recorded, "tests/specs/README.md records no sha256 line"
+    assert hashlib.sha256(SNAPTRADE_SPEC.read_bytes()).hexdigest() == recorded.group(1)
+    licence = (SPECS_DIR / "snaptrade-sdks.LICENSE").read_text(encoding="utf-8")
+    assert "Permission is hereby granted, free of charge" in licence  # MIT, kept beside it
+
+
+# For each format the SnapTrade spec names: a value that has it, and one that does not.
+FORMAT_EXAMPLES: dict[str, tuple[Any, Any]] = {
+    "date-time": ("2026-11-02T14:30:00Z", "2026-11-02 at 14:30"),
+    "date": ("2026-11-02", "2026-02-30"),
+    "uuid": ("2bcd7cc3-e922-4976-bce1-9858296801c3", "2bcd7cc3e9224976bce19858296801c3"),
+    "decimal": ("1234.56", "1,234.56"),
+    "int32": (2**31 - 1, 2**31),
+    "url": (
+        "https://passiv-brokerage-logos.s3.ca-central-1.amazonaws.com/robinhood-logo.png",
+        "http://127.0.0.1:8765/snaptrade/logos/robinhood.png",
+    ),
+}
+
+
+def _formats_named_in(node: Any) -> set[str]:
+    if isinstance(node, list):
+        return {name for item in node for name in _formats_named_in(item)}
+    if not isinstance(node, dict):
+        return set()
+    named = {node["format"]} if isinstance(node.get("format"), str) else set()
+    return named.union(*(_formats_named_in(value) for value in node.values()))
+
+
+def test_every_format_the_snaptrade_spec_names_is_checked(snap_schema: SpecValidator):
+    # jsonschema passes a value whose format it does not know: none may be unknown.
+    named = _formats_named_in(snap_schema.spec)
+    assert "url" in named
+    assert named <= set(snap_schema.format_checker.checkers)
+    assert named <= set(FORMAT_EXAMPLES)  # each one is shown to refuse a bad value below
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_EXAMPLES))
+def test_each_format_accepts_a_good_value_and_refuses_a_bad_one(
+    snap_schema: SpecValidator, fmt: str
+):
+    good, bad = FORMAT_EXAMPLES[fmt]
+    assert snap_schema.format_checker.conforms(good, fmt)
+    assert not snap_schema.format_checker.conforms(bad, fmt)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765/snaptrade/logos/robinhood.png",  # the emulator's own address
+        "http://127.9.9.9/logo.png",
+        "http://localhost:8765/logo.png",
+        "http://logos.localhost/logo.png",
+        "http://[::1]:8765/logo.png",
+        "http://[::ffff:127.0.0.1]/logo.png",
+        "http://10.1.2.3/logo.png",
+        "http://172.16.0.1/logo.png",
+        "http://172.31.255.254/logo.png",
+        "http://192.168.1.20/logo.png",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fe80::1]/logo.png",
+        "http://0.0.0.0/logo.png",
+        "http://emulator:8765/logo.png",  # one label: no public name
+        "ftp://passiv-brokerage-logos.s3.amazonaws.com/logo.png",
+        "file:///etc/passwd",
+        "//passiv-brokerage-logos.s3.amazonaws.com/logo.png",
+        "https://passiv brokerage.com/logo.png",
+        "https://example.com:port/logo.png",
+        "logo.png",
+    ],
+)
+def test_the_url_format_refuses_loopback_private_and_non_web_urls(url: str):
+    assert not is_public_web_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://passiv-brokerage-logos.s3.ca-central-1.amazonaws.com/robinhood-logo.png",
+        "https://www.schwab.com",
+        "https://example.com:8443/logo.png?size=2#top",
+        "http://8.8.8.8/logo.png",
+        "http://172.32.0.1/logo.png",  # just outside 172.16.0.0/12
+        "http://[2606:4700::1111]/logo.png",
+    ],
+)
+def test_the_url_format_accepts_public_web_urls(url: str):
+    assert is_public_web_url(url)
+
+
+def test_a_brokerage_logo_on_the_emulators_loopback_address_fails_the_spec(snap_wire: SnapWire):
+    snap_wire.client.connections.detail_brokerage_authorization(
+        authorization_id=SCHWAB_AUTH, **DEMO_USER
+    )
+    answer = snap_wire.check("get", "/authorizations/{authorizationId}")
+    answer["brokerage"]["aws_s3_logo_url"] = "http://127.0.0.1:8765/snaptrade/logos/schwab.png"
+    with pytest.raises(ValidationError) as refused:
+        snap_wire.schema.validate("get", "/authorizations/{authorizationId}", 200, answer)
+    assert refused.value.validator == "format"
+    assert list(refused.value.absolute_path) == ["brokerage", "aws_s3_logo_url"]
+
+
+_REMOVE = object()  # as a value for _set: delete the field
+
+
+def _set(path: str, value: Any):
+    """Break an answer by setting the field at ``path`` (keys and list indexes, dotted)."""
+
+    def apply(answer: dict) -> None:
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        target: Any = answer
+        for part in parents:
+            target = target[part]
+        if value is _REMOVE:
+            del target[last]
+        else:
+            target[last] = value
+
+    return apply
+
+
+# Ways to break a holdings answer, and a word each problem report must name.
+PLAID_HOLDINGS_MISTAKES = {
+    "a required field is missing": (_set("request_id", _REMOVE), "request_id"),
+    "a nested model lacks a required field": (
+        _set("securities.0.security_id", _REMOVE),
+        "security_id",
+    ),
+    "a number is sent as a string": (_set("holdings.0.quantity", "120"), "quantity"),
+    "a non-nullable field is null": (_set("accounts.0.name", None), "'name'"),
+    "a date is not a date": (
+        _set("holdings.0.institution_price_as_of", "soon"),
+        "institution_price_as_of",
+    ),
+    "an enum value the SDK does not know": (_set("accounts.0.type", "savings"), "savings"),
+    "a field the model does not declare": (
+        _set("item.institution_nme", "Merrill"),
+        "institution_nme",
+    ),
+    "a field no part of a composed model declares": (
+        _set("accounts.0.nick_name", "Play money"),
+        "nick_name",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(PLAID_HOLDINGS_MISTAKES))
+def test_the_plaid_answer_check_refuses_an_answer_that_breaks_the_sdk_model(
+    plaid_wire: PlaidWire, mistake: str
+):
+    plaid_wire.client.investments_holdings_get(
+        InvestmentsHoldingsGetRequest(access_token=MERRILL_TOKEN)
+    )
+    answer = plaid_wire.check("/investments/holdings/get")
+    break_it, named = PLAID_HOLDINGS_MISTAKES[mistake]
+    broken = copy.deepcopy(answer)
+    break_it(broken)
+    problems = plaid_wire.models.answer_problems("/investments/holdings/get", 200, broken)
+    assert any(named in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("mistake", "named"),
+    [
+        (_set("error_code", _REMOVE), "error_code"),
+        (_set("error_type", "OOPS_ERROR"), "OOPS_ERROR"),
+        (_set("display_message", 404), "display_message"),
+    ],
+    ids=["missing error_code", "unknown error_type", "number as display_message"],
+)
+def test_the_plaid_error_check_refuses_an_error_that_breaks_plaids_error_object(
+    plaid_wire: PlaidWire, mistake: Any, named: str
+):
+    with pytest.raises(plaid.ApiException):
+        plaid_wire.client.accounts_get(AccountsGetRequest(access_token="access-unknown"))
+    error = plaid_wire.check("/accounts/get")
+    assert error["error_code"] == "INVALID_ACCESS_TOKEN"
+    mistake(error)
+    problems = plaid_wire.models.answer_problems("/accounts/get", 400, error)
+    assert any(named in problem for problem in problems), problems
