@@ -233,6 +233,11 @@ INSTITUTIONS: dict[str, Institution] = {
 PLAID_INSTITUTIONS = {i.slug: i for i in INSTITUTIONS.values() if i.plaid_institution_id}
 SNAPTRADE_BROKERAGES = {i.slug: i for i in INSTITUTIONS.values() if i.snaptrade_brokerage_id}
 
+# SnapTrade's logo host (the one its spec's examples name). A logo URL on the emulator's
+# own loopback address would fail the spec's ``url`` format, which refuses loopback and
+# private hosts as Stoplight Prism does; the emulator serves no logos anyway.
+SNAPTRADE_LOGO_BASE_URL = "https://passiv-brokerage-logos.s3.ca-central-1.amazonaws.com"
+
 # --- seeded Plaid Items -------------------------------------------------------
 
 PLAID_ITEM_IDS = {

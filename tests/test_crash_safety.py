@@ -15,18 +15,30 @@ from settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.postgres
 
+# The app's position cache (same database and user) refreshing Plaid with a row
+# writer that stops, until it is killed, after the old rows are deleted and before
+# the new ones go in.
 REFRESH_CHILD = """
-import sys, threading
+import threading
 from services.composition import build_services
+from services.position_fetchers import ProviderFetch
+from services.position_service import PositionService
+from services.position_store import PositionRowWriter, positions_from_rows
+
+class StopBeforeInsert(PositionRowWriter):
+    def insert_rows(self, conn, rows):
+        print("between delete and insert", flush=True)
+        threading.Event().wait()  # until killed
 
 services = build_services()
-positions = services.positions
-
-def stop_here():
-    print("between delete and insert", flush=True)
-    threading.Event().wait()  # until killed
-
-positions._after_delete_hook = stop_here
+cached = [r for r in services.positions.get_cached_positions() if r["provider"] == "plaid"]
+positions = PositionService(
+    engine=services.engine,
+    user_email=services.user_email,
+    fetchers={"plaid": lambda *, automatic: ProviderFetch(positions_from_rows(cached))},
+    clock=services.clock,
+    row_writer=StopBeforeInsert(),
+)
 positions.refresh_provider_positions("plaid")
 """
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import plaid
@@ -256,22 +258,111 @@ def test_calls_are_counted_per_endpoint_and_subject(emulator: EmulatorHandle, co
     assert controls.calls() == 0
 
 
-def test_latency_delays_answers(emulator: EmulatorHandle, controls: Controls):
+def test_latency_delays_answers_and_is_recorded(emulator: EmulatorHandle, controls: Controls):
     controls.set_latency(POSITIONS, 0.2)
     started = time.monotonic()
     _positions(emulator)
+    # A lower bound only: it proves the switch really waits (how much longer the
+    # answer takes depends on the machine, so no test asserts an upper bound).
     assert time.monotonic() - started >= 0.2
+    assert [r.latency for r in controls.requests(POSITIONS)] == [0.2]
+    _holdings(emulator)
+    assert [r.latency for r in controls.requests(HOLDINGS)] == [0.0]  # only that endpoint
 
     controls.clear()
-    started = time.monotonic()
     _positions(emulator)
-    assert time.monotonic() - started < 0.2
+    assert [r.latency for r in controls.requests(POSITIONS)] == [0.2, 0.0]
+
+
+# --- holds ------------------------------------------------------------------------------
+
+
+def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, queue.Queue[object]]:
+    """Run ``call`` in a thread; its answer (or exception) arrives on the queue."""
+    answers: queue.Queue[object] = queue.Queue()
+
+    def run() -> None:
+        try:
+            answers.put(call())
+        except Exception as exc:
+            answers.put(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, answers
+
+
+def _status(answer: object) -> object:
+    """An HTTP status, or the exception a caller got instead of an answer."""
+    return answer.status_code if isinstance(answer, requests.Response) else answer
+
+
+def test_a_held_request_is_counted_but_answered_only_when_released(
+    emulator: EmulatorHandle, controls: Controls
+):
+    hold = controls.hold(HOLDINGS)
+    thread, answers = _in_thread(lambda: _raw_plaid_holdings(emulator))
+    assert hold.wait_until_held(1) == 1
+    assert controls.calls(HOLDINGS) == 1  # received and counted...
+    assert answers.empty()  # ...but parked: no answer while the hold is on
+    _positions(emulator)  # another endpoint is not held
+    assert controls.held() == 1
+
+    assert hold.release() == 1
+    assert _status(answers.get(timeout=10)) == 200
+    thread.join(timeout=10)
+    assert controls.held(HOLDINGS) == 0
+    assert _status(_raw_plaid_holdings(emulator)) == 200  # released: no longer held
+
+
+def test_a_hold_parks_every_request_of_its_endpoint_until_it_is_released(
+    emulator: EmulatorHandle, controls: Controls
+):
+    with controls.hold(HOLDINGS) as hold:
+        callers = [
+            _in_thread(lambda token=token: _raw_plaid_holdings(emulator, token))
+            for token in (IBKR_TOKEN, MERRILL_TOKEN, IBKR_TOKEN)
+        ]
+        assert hold.wait_until_held(3) == 3
+        assert all(answers.empty() for _, answers in callers)
+    # Leaving the block released all three.
+    assert [_status(answers.get(timeout=10)) for _, answers in callers] == [200, 200, 200]
+    assert controls.held() == 0
+
+
+def test_clear_releases_held_requests(emulator: EmulatorHandle, controls: Controls):
+    controls.hold("*")
+    _, answers = _in_thread(lambda: _raw_plaid_holdings(emulator))
+    assert controls.wait_until_held(HOLDINGS, 1) == 1
+    controls.clear()
+    assert _status(answers.get(timeout=10)) == 200
+
+
+def test_waiting_for_requests_that_never_arrive_times_out(controls: Controls):
+    controls.hold(HOLDINGS)
+    with pytest.raises(TimeoutError, match="0 of 1 request"):
+        controls.wait_until_held(HOLDINGS, 1, timeout=0.05)
+    with pytest.raises(ValueError, match="unknown endpoint"):
+        controls.hold("plaid /investments/holdings")
+
+
+def test_stopping_the_emulator_answers_its_held_requests(tmp_path: Path):
+    handle = start_emulator(state_path=tmp_path / "state.json")
+    assert handle.controls is not None
+    handle.controls.hold(HOLDINGS)
+    thread, answers = _in_thread(lambda: _raw_plaid_holdings(handle))
+    handle.controls.wait_until_held(HOLDINGS, 1)
+    handle.stop()  # never released by the test: stopping must not leave it parked
+    assert _status(answers.get(timeout=10)) == 200
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert handle.controls.held() == 0
 
 
 # --- HTTP switches --------------------------------------------------------------------
 
 
-def test_http_switches(emulator: EmulatorHandle):
+def test_http_switches(emulator: EmulatorHandle, controls: Controls):
     admin = f"{emulator.base_url}/_emulator"
     assert requests.get(f"{admin}/health", timeout=5).json()["status"] == "ok"
     fail: dict[str, str | int] = {"endpoint": POSITIONS, "fault": "3003", "times": 1}
@@ -283,12 +374,13 @@ def test_http_switches(emulator: EmulatorHandle):
 
     latency: dict[str, str | float] = {"endpoint": "*", "seconds": 0.2}
     assert requests.post(f"{admin}/latency", json=latency, timeout=5).status_code == 200
-    started = time.monotonic()
     _positions(emulator)
-    assert time.monotonic() - started >= 0.2
+    assert controls.requests(POSITIONS)[-1].latency == 0.2  # "*" reaches every endpoint
     assert requests.post(f"{admin}/clear", timeout=5).status_code == 200
     assert requests.post(f"{admin}/reset", timeout=5).status_code == 200
     assert requests.get(f"{admin}/calls", timeout=5).json() == {"calls": 0}
+    _positions(emulator)
+    assert controls.requests(POSITIONS)[-1].latency == 0.0  # cleared
 
     disable = requests.post(f"{admin}/connections/{IBKR_AUTH}/disable", json={}, timeout=5)
     assert disable.status_code == 200
@@ -296,6 +388,29 @@ def test_http_switches(emulator: EmulatorHandle):
 
     bad = requests.post(f"{admin}/fail", json={"endpoint": "nope", "fault": "503"}, timeout=5)
     assert bad.status_code == 400
+
+
+def test_http_hold_switches(emulator: EmulatorHandle):
+    admin = f"{emulator.base_url}/_emulator"
+    hold = {"endpoint": HOLDINGS}
+    assert requests.post(f"{admin}/hold", json=hold, timeout=5).json() == {"ok": True}
+    _, answers = _in_thread(lambda: _raw_plaid_holdings(emulator))
+    wait = {"endpoint": HOLDINGS, "count": 1, "timeout": 10}
+    assert requests.post(f"{admin}/held/wait", json=wait, timeout=15).json() == {"held": 1}
+    held = requests.get(f"{admin}/held", params={"endpoint": HOLDINGS}, timeout=5)
+    assert held.json() == {"held": 1}
+    assert answers.empty()
+
+    released = requests.post(f"{admin}/release", json=hold, timeout=5)
+    assert released.json() == {"released": 1}
+    assert _status(answers.get(timeout=10)) == 200
+    assert requests.get(f"{admin}/held", timeout=5).json() == {"held": 0}
+
+    too_few = {"endpoint": HOLDINGS, "count": 1, "timeout": 0.05}
+    timed_out = requests.post(f"{admin}/held/wait", json=too_few, timeout=5)
+    assert timed_out.status_code == 408 and timed_out.json()["held"] == 0
+    unknown = requests.post(f"{admin}/hold", json={"endpoint": "nope"}, timeout=5)
+    assert unknown.status_code == 400
 
 
 # --- state shared between emulator processes ---------------------------------------------

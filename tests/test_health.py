@@ -51,10 +51,19 @@ def check(services: Any, probe_trading: bool = False) -> dict[str, dict[str, Any
     return {row["authorization_id"]: row for row in rows}
 
 
-def ibkr_symbol_search_answers_1020(emulator: Any) -> None:
-    # The demo state already has Interactive Brokers' trading permission off (1020
-    # on symbol search, order impact and placement); say so where a test relies on it.
-    assert emulator.controls.calls(SYMBOLS) == 0
+def ibkr_trading_permission_is_off(emulator: Any) -> None:
+    """The precondition of the 1020 tests, read from the emulator's state.
+
+    Interactive Brokers' connection is an enabled trade connection whose trading
+    permission is off, so its trading calls answer 403 code 1020 (not 3003 for a
+    disabled connection, nor 1066 for a read-only one); Schwab's may trade.
+    """
+    ibkr = emulator.controls.snaptrade_authorization(IBKR_AUTH)
+    assert ibkr is not None
+    assert ibkr["type"] == "trade" and ibkr["disabled"] is False
+    assert ibkr["trading_allowed"] is False
+    assert emulator.controls.trading_allowed(IBKR_AUTH) is False
+    assert emulator.controls.trading_allowed(SCHWAB_AUTH) is True
 
 
 def test_passive_health_makes_no_trading_call_and_reports_every_connection(
@@ -78,7 +87,7 @@ def test_passive_health_makes_no_trading_call_and_reports_every_connection(
 def test_probing_reports_the_1020_message_for_ibkr_and_trading_ok_for_schwab(
     services: Any, emulator: Any
 ) -> None:
-    ibkr_symbol_search_answers_1020(emulator)
+    ibkr_trading_permission_is_off(emulator)
     rows = check(services, probe_trading=True)
     assert rows[IBKR_AUTH]["trading_ok"] is False
     assert rows[IBKR_AUTH]["trading_error"] == MESSAGE_1020
@@ -120,7 +129,9 @@ def test_an_authorization_id_is_read_from_a_dict_or_a_string(
 def test_the_health_check_handles_accounts_whose_authorization_is_a_dict(
     services: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = snaptrade_loader._list_user_accounts_with_retry
+    import providers.snaptrade.health as health_adapter
+
+    real = health_adapter.list_user_accounts
 
     def accounts_with_dict_authorizations(*args: Any) -> list[dict[str, Any]]:
         accounts = real(*args)
@@ -128,9 +139,7 @@ def test_the_health_check_handles_accounts_whose_authorization_is_a_dict(
             account["brokerage_authorization"] = {"id": account["brokerage_authorization"]}
         return accounts
 
-    monkeypatch.setattr(
-        snaptrade_loader, "_list_user_accounts_with_retry", accounts_with_dict_authorizations
-    )
+    monkeypatch.setattr(health_adapter, "list_user_accounts", accounts_with_dict_authorizations)
     rows = check(services)
     assert set(rows) == {IBKR_AUTH, SCHWAB_AUTH}
     assert all(row["data_ok"] for row in rows.values())
@@ -168,7 +177,7 @@ def test_plaid_health_reports_each_item_and_a_needed_relogin(services: Any, emul
         "ITEM_LOGIN_REQUIRED",
         subject=demo.PLAID_ACCESS_TOKENS["interactive-brokers"],
     )
-    services.ensure_demo_user()
+    services.seed_demo_user()
     rows = {
         row["institution_slug"]: row
         for row in check_plaid_connection_health(
@@ -189,7 +198,6 @@ def test_plaid_health_reports_each_item_and_a_needed_relogin(services: Any, emul
 def test_the_check_records_connection_state_and_get_positions_says_so(
     services: Any, emulator: Any
 ) -> None:
-    from services.position_views import get_positions_view
 
     emulator.controls.disable_connection(IBKR_AUTH)
     report = services.health.check_connections()
@@ -200,7 +208,7 @@ def test_the_check_records_connection_state_and_get_positions_says_so(
     state = services.connections.get(demo.DEMO_USER_EMAIL, "snaptrade", IBKR_AUTH)
     assert state.status == "disabled" and state.connection_type == "trade"
 
-    info = get_positions_view(services.positions, "summary")["cache_info"]["snaptrade"]
+    info = services.position_views.answer("summary")["cache_info"]["snaptrade"]
     assert "Interactive Brokers: disabled" in info["attention"]
     assert {c["id"]: c["status"] for c in info["connections"]}[IBKR_AUTH] == "disabled"
     assert info["attention"] is not None
@@ -224,7 +232,7 @@ def test_cli_health_prints_the_report_and_fails_when_something_needs_attention(
     assert json.loads(healthy.output)["snaptrade"]["ok"] is True
     assert emulator.controls.calls(SYMBOLS) == 0
 
-    ibkr_symbol_search_answers_1020(emulator)
+    ibkr_trading_permission_is_off(emulator)
     probed = app.test_cli_runner().invoke(args=["health", "--probe-trading"])
     assert probed.exit_code == 1
     assert "Error code 1020" in probed.output
@@ -236,7 +244,7 @@ def test_the_support_request_names_the_affected_connections_and_never_a_secret(
 ) -> None:
     from app import create_app
 
-    ibkr_symbol_search_answers_1020(emulator)
+    ibkr_trading_permission_is_off(emulator)
     app = create_app({"TESTING": True}, services=services)
     result = app.test_cli_runner().invoke(args=["snaptrade-support-request"])
     assert result.exit_code == 0, result.output
@@ -256,6 +264,7 @@ def test_no_support_request_is_needed_when_no_connection_answers_1020(
     services: Any, emulator: Any
 ) -> None:
     emulator.controls.set_trading_permission(IBKR_AUTH, True)
+    assert emulator.controls.trading_allowed(IBKR_AUTH) is True  # no connection answers 1020
     assert "no support request is needed" in services.health.snaptrade_support_request()
 
 

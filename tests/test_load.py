@@ -43,7 +43,5 @@ def test_short_load_on_gunicorn_fetches_once_per_item_and_account_with_no_errors
     assert len(result.plaid_holdings_calls) == 2, report
     assert set(result.snaptrade_positions_calls.values()) == {1}, report
     assert len(result.snaptrade_positions_calls) == 2, report
-    # The first answers waited for the live fetch (the latency is real), the rest
-    # came from the cache the fetch filled.
-    assert result.first_answer_ms >= 500, report
-    assert result.p50_ms < result.first_answer_ms, report
+    # Nothing here asserts on time (the report shows it): more answers than clients,
+    # all complete and fresh, from one fetch per source, means the cache served the rest.

@@ -30,6 +30,8 @@ MESSAGE_1020 = (
     "contact SnapTrade support to enable app-level trading."
 )
 PROTOCOLS = ["auto", "legacy"]  # auto negotiates 2026-07-28 in memory
+# The previews buy SCHB at market: expected prices are read from the seeded data.
+SCHB = next(h for h in data.SCHWAB_INDIVIDUAL.holdings if h.ticker == "SCHB")
 
 
 @pytest.fixture
@@ -110,7 +112,7 @@ def test_preview_trade_for_schwab_returns_the_preview(services: Any, emulator: A
     data_ = preview(services)
     assert data_["preview_id"] and data_["expires_in_seconds"] == 120
     assert data_["order"]["symbol"] == "SCHB" and data_["order"]["side"] == "BUY"
-    assert data_["impact"]["estimated_value"] == 121.7
+    assert data_["impact"]["estimated_value"] == round(2 * SCHB.price, 2)
     assert emulator.controls.calls(IMPACT) == 1
     assert emulator.controls.calls(PLACE) == 0
 
@@ -211,8 +213,8 @@ def test_a_confirmed_order_is_placed_once_after_showing_the_exact_order(
         "Quantity: 2",
         "Symbol: SCHB",
         "Order type: Market",
-        "Price: market (about 60.85 USD)",
-        "Estimated value: 121.70 USD",
+        f"Price: market (about {SCHB.price:g} {SCHB.currency})",
+        f"Estimated value: {2 * SCHB.price:,.2f} {SCHB.currency}",
     ):
         assert detail in shown
 
@@ -293,6 +295,6 @@ def test_preview_trade_for_schwab_end_to_end_over_stdio(tmp_path: Path, emulator
     }
     answer = payload(result)
     assert answer["order"]["account_id"] == SCHWAB and answer["order"]["quantity"] == 3
-    assert answer["impact"]["estimated_value"] == 182.55
+    assert answer["impact"]["estimated_value"] == round(3 * SCHB.price, 2)
     assert emulator.controls.calls(IMPACT) == 1
     assert emulator.controls.calls(PLACE) == 0

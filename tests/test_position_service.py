@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from services.models import PositionRow
+from sandbox import data
+from services.models import PositionRow, PositionSnapshot
+from services.position_fetchers import ProviderFetch
 from services.position_service import PositionService
+from services.position_store import PositionRowWriter, positions_from_rows
 
 HOLDINGS = "plaid /investments/holdings/get"
 SNAP_ACCOUNTS = "snaptrade /accounts"
 SNAP_POSITIONS = "snaptrade /accounts/{accountId}/positions/all"
+PLAID_ITEMS = len(data.PLAID_ITEM_IDS)  # a full Plaid fetch is one holdings call per Item
 
 
 def counts(emulator: Any) -> tuple[int, int]:
@@ -40,28 +45,36 @@ def snapshot_rows(services: Any, provider: str) -> list[tuple]:
 
 
 def test_cache_hours_for_provider_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from settings import PROVIDER_CACHE_HOURS
-
-    assert PositionService.CACHE_HOURS == 24
-    monkeypatch.setitem(PROVIDER_CACHE_HOURS, "plaid", 96)
+    monkeypatch.setenv("PLAID_CACHE_HOURS", "96")
+    monkeypatch.delenv("SNAPTRADE_CACHE_HOURS", raising=False)
+    # On the class (as a REPL calls it): the configured lifetimes, read when asked.
     assert PositionService.cache_hours_for_provider("plaid") == 96
     assert PositionService.cache_hours_for_provider("snaptrade") == 24
     assert PositionService.cache_hours_for_provider("other") == PositionService.CACHE_HOURS
 
 
+def test_a_service_uses_the_lifetimes_it_was_built_with(services: Any) -> None:
+    built = PositionService(
+        engine=services.engine,
+        user_email=services.user_email,
+        fetchers={},
+        clock=services.clock,
+        cache_hours={"plaid": 5, "snaptrade": 7},
+    )
+    assert built.cache_hours_for_provider("plaid") == 5
+    assert built.cache_hours_for_provider("snaptrade") == 7
+
+
 def test_first_read_fetches_both_then_serves_from_cache(services: Any, emulator: Any) -> None:
     service = services.positions
     first = service.get_all_positions()
-    plaid_items = emulator.controls.calls(HOLDINGS)
-    assert plaid_items == 2
+    assert emulator.controls.calls(HOLDINGS) == PLAID_ITEMS
     assert first.cache_metadata["plaid"]["from_cache"] is False
     assert first.cache_metadata["plaid"]["cache_age_hours"] is None
+    after_first_read = emulator.controls.calls()
     second = service.get_all_positions()
-    assert counts(emulator) == (2, emulator.controls.calls(SNAP_POSITIONS))
-    assert emulator.controls.calls() == emulator.controls.calls()  # no new calls below
-    before = emulator.controls.calls()
-    service.get_all_positions()
-    assert emulator.controls.calls() == before
+    # The second read is served from the database: no provider is called at all.
+    assert emulator.controls.calls() == after_first_read
     assert second.cache_metadata["plaid"]["from_cache"] is True
     assert second.cache_metadata["snaptrade"]["from_cache"] is True
     assert len(second.positions) == len(first.positions) >= 30
@@ -90,7 +103,7 @@ def test_at_73_hours_both_are_fetched(services: Any, emulator: Any, clock: Any) 
     clock.advance(hours=73)
     service.get_all_positions()
     plaid_after, snap_after = counts(emulator)
-    assert plaid_after == plaid_before + 2
+    assert plaid_after == plaid_before + PLAID_ITEMS
     assert snap_after > snap_before
 
 
@@ -130,20 +143,44 @@ def test_an_empty_refresh_raises_and_leaves_the_rows(services: Any, emulator: An
     assert snapshot_rows(services, "snaptrade") == before
 
 
+class CrashAfterDelete(PositionRowWriter):
+    """Deletes the old rows as usual, then fails before the new ones are inserted."""
+
+    def __init__(self) -> None:
+        self.deleted = 0
+
+    def delete_rows(self, conn: Any, *condition: Any) -> None:
+        super().delete_rows(conn, *condition)
+        self.deleted += 1
+
+    def insert_rows(self, conn: Any, rows: list[dict[str, Any]]) -> None:
+        raise RuntimeError("power cut between delete and insert")
+
+
 def test_an_exception_between_delete_and_insert_leaves_the_rows(
     services: Any, emulator: Any
 ) -> None:
-    service = services.positions
-    service.get_all_positions()
+    services.positions.get_all_positions()
     before = snapshot_rows(services, "plaid")
+    cached = services.positions.get_cached_positions()
+    plaid = positions_from_rows([row for row in cached if row["provider"] == "plaid"])
 
-    def crash() -> None:
-        # inside the replacement transaction the old rows are already deleted
-        raise RuntimeError("power cut")
+    def fetch_again(*, automatic: bool) -> ProviderFetch:
+        return ProviderFetch(positions=plaid)
 
-    service._after_delete_hook = crash
-    with pytest.raises(RuntimeError):
+    writer = CrashAfterDelete()
+    # The same cache (database and user), with a row writer that crashes half way.
+    service = PositionService(
+        engine=services.engine,
+        user_email=services.user_email,
+        fetchers={"plaid": fetch_again},
+        clock=services.clock,
+        row_writer=writer,
+    )
+    with pytest.raises(RuntimeError, match="power cut"):
         service.refresh_provider_positions("plaid")
+    # The old rows were deleted inside the transaction; its rollback brought them back.
+    assert writer.deleted == 1
     assert snapshot_rows(services, "plaid") == before
 
 
@@ -218,29 +255,77 @@ def test_an_unknown_provider_is_refused(services: Any, emulator: Any) -> None:
     assert emulator.controls.calls() == 0
 
 
+def reads_fetch_times(statement: str) -> bool:
+    """The query with which a reader learns which providers are stale."""
+    return statement.lstrip().upper().startswith("SELECT") and (
+        f"FROM {PositionSnapshot.__tablename__}" in statement
+    )
+
+
+class StaleChecks:
+    """Which threads have read the cache's fetch times (SQLAlchemy engine events).
+
+    A reader decides which providers to fetch from that one read; once every
+    reader has made it while the providers' answers are held at the emulator,
+    every reader has certainly found the cache stale.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._threads: set[str] = set()
+        self._changed = threading.Condition()
+        event.listen(engine, "after_cursor_execute", self._after_execute)
+
+    def _after_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if reads_fetch_times(statement):
+            with self._changed:
+                self._threads.add(threading.current_thread().name)
+                self._changed.notify_all()
+
+    def wait_for(self, threads: set[str], timeout: float = 30) -> None:
+        with self._changed:
+            done = self._changed.wait_for(lambda: threads <= self._threads, timeout)
+            assert done, f"only {sorted(self._threads & threads)} read the cache in {timeout} s"
+
+    def close(self) -> None:
+        event.remove(self._engine, "after_cursor_execute", self._after_execute)
+
+
 def test_eight_concurrent_readers_cause_one_holdings_call_per_item(
     services: Any, emulator: Any
 ) -> None:
-    emulator.controls.set_latency(HOLDINGS, 0.3)
     service = services.positions
-    start = threading.Barrier(8)
+    readers = {f"reader-{number}" for number in range(8)}
     results: list[Any] = []
     errors: list[BaseException] = []
 
     def read() -> None:
-        start.wait()
         try:
             results.append(service.get_all_positions())
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=read) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    checks = StaleChecks(services.engine)
+    threads = [threading.Thread(target=read, name=name) for name in sorted(readers)]
+    try:
+        # The first holdings and accounts calls are parked at the emulator, so no
+        # reader can see a refreshed cache until all eight have found it stale.
+        with (
+            emulator.controls.hold(HOLDINGS) as holdings,
+            emulator.controls.hold(SNAP_ACCOUNTS) as accounts,
+        ):
+            for thread in threads:
+                thread.start()
+            holdings.wait_until_held(1)
+            accounts.wait_until_held(1)
+            checks.wait_for(readers)
+    finally:
+        checks.close()
+        for thread in threads:
+            thread.join(timeout=60)
     assert not errors
-    assert emulator.controls.calls(HOLDINGS) == 2
+    assert len(results) == 8
+    assert emulator.controls.calls(HOLDINGS) == PLAID_ITEMS  # not one per reader
     assert emulator.controls.calls(SNAP_ACCOUNTS) == 1
     assert {len(r.positions) for r in results} == {len(results[0].positions)}
 
@@ -248,11 +333,12 @@ def test_eight_concurrent_readers_cause_one_holdings_call_per_item(
 def test_every_call_goes_to_the_ledger(services: Any, emulator: Any) -> None:
     services.positions.get_all_positions()
     assert services.ledger.count(provider="plaid") == emulator.controls.calls(HOLDINGS)
-    assert services.ledger.count(provider="snaptrade") == emulator.controls.calls() - 2
+    snaptrade_calls = emulator.controls.calls() - emulator.controls.calls(HOLDINGS)
+    assert services.ledger.count(provider="snaptrade") == snaptrade_calls
 
 
 def _read_positions_in_child(
-    database_url: str, plaid_url: str, snap_url: str, instance: str, barrier: Any, out: Any
+    database_url: str, plaid_url: str, snap_url: str, instance: str, decided: Any, out: Any
 ) -> None:
     from services.composition import build_services
     from settings import load_settings
@@ -268,7 +354,16 @@ def _read_positions_in_child(
     )
     services = build_services(settings)
     service = services.positions
-    barrier.wait()
+    told: list[bool] = []
+
+    def after_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # Tell the parent once this reader has read the fetch times (found what is stale).
+        main = threading.current_thread() is threading.main_thread()
+        if main and not told and reads_fetch_times(statement):
+            told.append(True)
+            decided.put(os.getpid())
+
+    event.listen(services.engine, "after_cursor_execute", after_execute)
     out.put(len(service.get_all_positions().positions))
 
 
@@ -282,10 +377,9 @@ def test_eight_processes_on_postgres_cause_one_holdings_call_per_item(
 
     # Schema and demo user exist before the readers start.
     services = make_services(tmp_path, postgres_url, emulator, clock)
-    services.ensure_demo_user()
-    emulator.controls.set_latency(HOLDINGS, 0.5)
+    services.seed_demo_user()
     context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(8)
+    decided = context.Queue()
     out = context.Queue()
     workers = [
         context.Process(
@@ -295,18 +389,30 @@ def test_eight_processes_on_postgres_cause_one_holdings_call_per_item(
                 emulator.plaid_url,
                 emulator.snaptrade_url,
                 str(tmp_path / "instance"),
-                barrier,
+                decided,
                 out,
             ),
         )
         for _ in range(8)
     ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=90)
+    try:
+        # The first holdings and accounts calls are parked at the emulator, so no
+        # process can see a refreshed cache until all eight have found it stale.
+        with (
+            emulator.controls.hold(HOLDINGS) as holdings,
+            emulator.controls.hold(SNAP_ACCOUNTS) as accounts,
+        ):
+            for worker in workers:
+                worker.start()
+            holdings.wait_until_held(1, timeout=60)
+            accounts.wait_until_held(1, timeout=60)
+            readers = {decided.get(timeout=60) for _ in workers}
+            assert readers == {worker.pid for worker in workers}
+    finally:
+        for worker in workers:
+            worker.join(timeout=90)
     assert [w.exitcode for w in workers] == [0] * 8
     sizes = {out.get(timeout=5) for _ in workers}
     assert len(sizes) == 1 and sizes.pop() >= 30
-    assert emulator.controls.calls(HOLDINGS) == 2
+    assert emulator.controls.calls(HOLDINGS) == PLAID_ITEMS  # not one per process
     assert emulator.controls.calls(SNAP_ACCOUNTS) == 1

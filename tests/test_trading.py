@@ -8,6 +8,7 @@ on SQLite and Postgres.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,18 @@ IBKR = data.SNAPTRADE_ACCOUNT_IDS["ibkr-individual"]
 SCHWAB = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 IMPACT = "snaptrade /trade/impact"
 PLACE = "snaptrade /trade/{tradeId}"
+SYMBOLS = "snaptrade /accounts/{accountId}/symbols"
+
+
+def seeded(ticker: str) -> data.Holding:
+    """A holding as the emulator serves it: expected prices are read, never copied."""
+    holding = data.holding_by_ticker(ticker)
+    assert holding is not None, ticker
+    return holding
+
+
+SCHB = seeded("SCHB")  # held in the Schwab account the previews use
+AAPL = seeded("AAPL")  # held at Merrill Lynch only
 MESSAGE_1020 = (
     "SnapTrade trading permissions not enabled for Interactive Brokers. Error code 1020 — "
     "contact SnapTrade support to enable app-level trading."
@@ -54,14 +67,30 @@ def trading_services(tmp_path: Path, database_url: str, emulator: Any, clock: An
 # --- error messages ---------------------------------------------------------------------
 
 
-def api_exception(status: int, code: str | None, detail: str, retry_after: str | None = None):
+# The two shapes of a SnapTrade error body: real answers say ``detail`` and ``code``;
+# SnapTrade's spec names them ``default_detail`` and ``default_code``. Both are read.
+BODY_SHAPES = ["answer", "spec"]
+
+
+def api_exception(
+    status: int,
+    code: str | None,
+    detail: str,
+    retry_after: str | None = None,
+    *,
+    shape: str = "answer",
+):
     from snaptrade_client import ApiException
 
     exc = ApiException(status=status, reason="error")
-    exc.body = {"detail": detail, "status_code": status}
-    if code is not None:
-        # SnapTrade's spec names it default_code; real answers say code. Read both.
-        exc.body["code" if status != 1066 else "default_code"] = code
+    if shape == "answer":
+        exc.body = {"detail": detail, "status_code": status}
+        if code is not None:
+            exc.body["code"] = code
+    else:
+        exc.body = {"default_detail": detail}
+        if code is not None:
+            exc.body["default_code"] = code
     exc.headers = {"Retry-After": retry_after} if retry_after else {}
     return exc
 
@@ -89,19 +118,21 @@ def test_every_listed_failure_has_a_test() -> None:
     assert {name for name, *_ in LISTED_FAILURES} == set(MAPPED_TRADING_FAILURES)
 
 
+@pytest.mark.parametrize("shape", BODY_SHAPES)
 @pytest.mark.parametrize(
     ("name", "status", "code", "detail", "retry_after", "error_class"), LISTED_FAILURES
 )
-def test_each_listed_snaptrade_failure_gets_its_own_message(
+def test_each_listed_snaptrade_failure_gets_its_own_message_in_either_body_shape(
     name: str,
     status: int,
     code: str | None,
     detail: str,
     retry_after: str | None,
     error_class: type | None,
+    shape: str,
 ) -> None:
     error = _map_snaptrade_trading_error(
-        api_exception(status, code, detail, retry_after),
+        api_exception(status, code, detail, retry_after, shape=shape),
         "Interactive Brokers",
         authorization_id=IBKR_AUTH,
         endpoint="POST /trade/impact",
@@ -115,15 +146,6 @@ def test_each_listed_snaptrade_failure_gets_its_own_message(
     assert "failed (HTTP" not in error.message
     if name in ("3003", "1066"):
         assert IBKR_AUTH in error.message
-
-
-def test_the_code_is_read_from_default_code_too() -> None:
-    from snaptrade_client import ApiException
-
-    exc = ApiException(status=403, reason="Forbidden")
-    exc.body = {"default_detail": "not allowed", "default_code": "1020"}
-    exc.headers = {}
-    assert _map_snaptrade_trading_error(exc, "Interactive Brokers").message == MESSAGE_1020
 
 
 def test_any_other_failure_names_the_http_status_and_the_code() -> None:
@@ -145,10 +167,10 @@ def test_a_schwab_preview_is_stored_bound_and_expiring(
     assert preview["expires_in_seconds"] == 120
     assert preview["order"] == {
         "account_id": SCHWAB,
-        "account_name": "Charles Schwab Individual Brokerage",
-        "brokerage": "Charles Schwab",
+        "account_name": f"{data.CHARLES_SCHWAB.name} {data.SCHWAB_INDIVIDUAL.name}",
+        "brokerage": data.CHARLES_SCHWAB.name,
         "symbol": "SCHB",
-        "description": "Schwab U.S. Broad Market ETF",
+        "description": SCHB.name,
         "side": "BUY",
         "quantity": 2.0,
         "order_type": "Market",
@@ -156,8 +178,9 @@ def test_a_schwab_preview_is_stored_bound_and_expiring(
         "time_in_force": "Day",
         "currency": "USD",
     }
-    assert preview["impact"]["estimated_price"] == 60.85
-    assert preview["impact"]["estimated_value"] == 121.7
+    # A market order is estimated at the seeded price.
+    assert preview["impact"]["estimated_price"] == SCHB.price
+    assert preview["impact"]["estimated_value"] == round(2 * SCHB.price, 2)
     assert preview["impact"]["commission"] == 0.0
     assert emulator.controls.calls(IMPACT) == 1
     assert emulator.controls.calls(PLACE) == 0
@@ -235,7 +258,11 @@ UNKNOWN_ACCOUNT = "00000000-0000-4000-8000-000000000000"
         ((SCHWAB, "SCHB", "BUY", 1, "Market", 60.0), InvalidInput, "only for Limit"),
         ((SCHWAB, "ZZZZ", "BUY", 1), NotFound, "no symbol 'ZZZZ'"),
         ((SCHWAB, "", "BUY", 1), InvalidInput, "ticker"),
-        ((SCHWAB, "SCHB", "SELL", 201, "Limit", 1.0), InvalidInput, "the account holds 200"),
+        (
+            (SCHWAB, "SCHB", "SELL", SCHB.quantity + 1, "Limit", 1.0),
+            InvalidInput,
+            f"the account holds {SCHB.quantity:g}",
+        ),
         # AAPL is held at Merrill Lynch, not in this account.
         ((SCHWAB, "AAPL", "SELL", 1, "Limit", 180.0), InvalidInput, "cannot sell 1 AAPL"),
     ],
@@ -306,7 +333,7 @@ def test_symbol_search_and_the_repl_helpers(services: Any, emulator: Any) -> Non
     preview = preview_snaptrade_order(
         demo.DEMO_USER_EMAIL, SCHWAB, "AAPL", "BUY", 1, "Market", services=services
     )
-    assert preview["impact"]["estimated_price"] == 189.5
+    assert preview["impact"]["estimated_price"] == AAPL.price
     assert preview["impact"]["price_source"] == "cached position price"
 
 
@@ -351,32 +378,41 @@ def test_execute_places_once_and_a_repeat_returns_the_recorded_order(
 def test_two_concurrent_executes_place_the_order_once(trading_services: Any, emulator: Any) -> None:
     trading = trading_services.trading
     preview_id = trading.preview_order(SCHWAB, "SCHB", "BUY", 1)["preview_id"]
-    # A slow broker keeps the first execution in flight while the second arrives.
-    emulator.controls.set_latency(PLACE, 0.5)
-    start = threading.Barrier(2)
-    outcomes: list[Any] = []
+    outcomes: queue.Queue[Any] = queue.Queue()
 
     def execute() -> None:
-        start.wait()
         try:
-            outcomes.append(trading.execute_order(preview_id))
-        except Conflict as exc:
-            outcomes.append(exc)
+            outcomes.put(trading.execute_order(preview_id))
+        except Exception as exc:  # every outcome is checked below
+            outcomes.put(exc)
 
     threads = [threading.Thread(target=execute) for _ in range(2)]
+    with emulator.controls.hold(SYMBOLS) as validation, emulator.controls.hold(PLACE) as placing:
+        for thread in threads:
+            thread.start()
+        # Both executes have loaded the preview as unused and are re-validating the order
+        # (a symbol search) when they are let go together: both then try to claim it.
+        validation.wait_until_held(2)
+        validation.release()
+        # One claim wins and its order is in flight at the broker, held there...
+        placing.wait_until_held(1)
+        # ...so the other execute is certain to be refused while the first is unfinished.
+        try:
+            refused = outcomes.get(timeout=15)
+        except queue.Empty:
+            pytest.fail(f"no execute was refused; {placing.held} placement(s) at the broker")
+        assert isinstance(refused, Conflict), refused
+        assert "will not be placed twice" in refused.message
+        assert placing.held == 1  # the refused execute sent nothing to the broker
+    placed = outcomes.get(timeout=30)
     for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=30)
+    assert isinstance(placed, dict), placed
+    assert placed["status"] == "placed" and placed["already_executed"] is False
     assert emulator.controls.calls(PLACE) == 1
-    placed = [o for o in outcomes if isinstance(o, dict)]
-    assert len(outcomes) == 2 and placed
-    assert len({o["brokerage_order_id"] for o in placed}) == 1
-    for outcome in outcomes:
-        if isinstance(outcome, Conflict):
-            assert "will not be placed twice" in outcome.message
-    emulator.controls.set_latency(PLACE, 0)
-    assert trading.execute_order(preview_id)["already_executed"] is True
+    again = trading.execute_order(preview_id)
+    assert again["already_executed"] is True
+    assert again["brokerage_order_id"] == placed["brokerage_order_id"]
     assert emulator.controls.calls(PLACE) == 1
 
 

@@ -42,7 +42,7 @@ def _link_token(client: Any, job_id: str) -> str:
 
 def _finish_plaid_link(client: Any, services: Any, emulator: Any, job_id: str, slug: str) -> Any:
     emulator.controls.complete_link(_link_token(client, job_id), slug)
-    job = services.linking.wait_for_job(job_id, JOB_WAIT_SECONDS)
+    job = services.plaid_link.wait_for_job(job_id, JOB_WAIT_SECONDS)
     assert job.finished, job
     return client.get(f"/api/plaid/link/{job_id}").get_json()
 
@@ -98,7 +98,8 @@ def test_plaid_hosted_link_brings_the_person_back_to_the_progress_page(
     client = logged_in_client(new_user_services, **FAST_POLL)
     job_id = _job_id(post(client, "/plaid/link"))
     link_token = _link_token(client, job_id)
-    state = emulator.controls._store.read()["plaid"]["link_tokens"][link_token]
+    state = emulator.controls.plaid_link_token(link_token)
+    assert state is not None
     assert state["completion_redirect_uri"] == f"http://localhost/plaid/link/{job_id}"
     assert state["products"] == ["investments"]
 
@@ -135,11 +136,12 @@ def test_an_item_that_needs_a_relogin_is_repaired_through_update_mode(
 
     job_id = _job_id(post(client, "/plaid/update", {"institution": "merrill-lynch"}))
     link_token = _link_token(client, job_id)
-    record = emulator.controls._store.read()["plaid"]["link_tokens"][link_token]
+    record = emulator.controls.plaid_link_token(link_token)
+    assert record is not None
     assert record["update_access_token"] == merrill  # Link update mode for this Item
     emulator.controls.clear()  # the person logs in again at the institution
     emulator.controls.complete_link(link_token, "merrill-lynch")
-    job = services.linking.wait_for_job(job_id, JOB_WAIT_SECONDS)
+    job = services.plaid_link.wait_for_job(job_id, JOB_WAIT_SECONDS)
 
     assert job.status == "done", job.message
     assert emulator.controls.calls("plaid /item/public_token/exchange") == 0
@@ -156,13 +158,13 @@ def test_a_plaid_link_that_is_never_finished_times_out_and_says_so(
     new_user_services: Any, emulator: Any
 ) -> None:
     services = new_user_services
-    services.linking.timeout_seconds = 0.1
+    services.plaid_link.timeout_seconds = 0.1
     client = logged_in_client(services, **FAST_POLL)
     job_id = _job_id(post(client, "/plaid/link"))
-    job = services.linking.wait_for_job(job_id, JOB_WAIT_SECONDS)
+    job = services.plaid_link.wait_for_job(job_id, JOB_WAIT_SECONDS)
     assert job.status == "failed"
     assert "not completed within" in job.message
-    assert services.linking.linked_plaid_slugs() == []
+    assert services.plaid_link.linked_plaid_slugs() == []
 
 
 def test_a_plaid_outage_when_starting_link_is_shown_on_the_page(
@@ -186,10 +188,11 @@ def test_connecting_a_first_brokerage_registers_the_user_and_shows_its_positions
     flow_id = _flow_id(post(client, "/snaptrade/connect", {"connection_type": "read"}))
 
     secret = services.secret_store.get(f"snaptrade/user_secret/{NEW_USER}")
-    assert emulator.controls._store.read()["snaptrade"]["users"][NEW_USER]["user_secret"] == secret
+    registered = emulator.controls.snaptrade_user(NEW_USER)
+    assert registered is not None and registered["user_secret"] == secret
     session = _portal_session(client, flow_id)
-    portal = emulator.controls._store.read()["snaptrade"]["portal_sessions"][session]
-    assert portal["connection_type"] == "read"
+    portal = emulator.controls.snaptrade_portal_session(session)
+    assert portal is not None and portal["connection_type"] == "read"
     assert portal["custom_redirect"] == f"http://localhost/snaptrade/connected/{flow_id}"
 
     emulator.controls.complete_connection(session, "charles-schwab")
@@ -223,13 +226,14 @@ def test_a_read_connection_is_upgraded_to_trade_through_reconnect(
         post(client, "/snaptrade/connect", {"connection_type": "trade", "reconnect": auth_id})
     )
     session = _portal_session(client, flow_id)
-    portal = emulator.controls._store.read()["snaptrade"]["portal_sessions"][session]
+    portal = emulator.controls.snaptrade_portal_session(session)
+    assert portal is not None
     assert portal["reconnect"] == auth_id and portal["connection_type"] == "trade"
     assert emulator.controls.complete_connection(session, "charles-schwab") == auth_id
     client.get(f"/snaptrade/connected/{flow_id}")
 
-    authorization = emulator.controls._store.read()["snaptrade"]["authorizations"][auth_id]
-    assert authorization["type"] == "trade"
+    authorization = emulator.controls.snaptrade_authorization(auth_id)
+    assert authorization is not None and authorization["type"] == "trade"
     page = client.get("/snaptrade/").get_data(as_text=True)
     assert "Upgrade to trading" not in page
     assert "SnapTrade reconnected" in page
@@ -251,7 +255,8 @@ def test_a_disabled_connection_is_shown_and_reconnected(services: Any, emulator:
     emulator.controls.complete_connection(_portal_session(client, flow_id), "charles-schwab")
     client.get(f"/snaptrade/connected/{flow_id}")
 
-    assert not emulator.controls._store.read()["snaptrade"]["authorizations"][schwab]["disabled"]
+    authorization = emulator.controls.snaptrade_authorization(schwab)
+    assert authorization is not None and authorization["disabled"] is False
     state = services.connections.get(services.user_email, "snaptrade", schwab)
     assert state is not None and state.status == "ok"
     assert "Disabled" not in client.get("/snaptrade/").get_data(as_text=True)
@@ -283,12 +288,16 @@ def test_positions_page_has_allocation_charts_data_age_and_refresh_buttons(
 
 
 def test_positions_page_warns_about_an_institution_counted_once(services: Any) -> None:
+    # The demo data links one institution through both providers (Interactive Brokers).
+    both = [i.name for i in data.PLAID_INSTITUTIONS.values() if i.snaptrade_brokerage_id]
+    assert both, "the seeded data must link an institution through both providers"
     client = logged_in_client(services)
-    overlaps = client.get("/api/positions?format=summary").get_json().get("overlaps")
-    if not overlaps:
-        pytest.skip("the overlap report (migration issue) is not in get_positions yet")
+    overlaps = client.get("/api/positions?format=summary").get_json()["overlaps"]
+    assert [overlap["institution"] for overlap in overlaps] == both
     page = client.get("/").get_data(as_text=True)
-    assert "Counted once" in page and "Interactive Brokers" in page
+    assert "Counted once" in page
+    for name in both:
+        assert f"{name} is linked through" in page
 
 
 def test_refreshing_one_provider_calls_only_that_provider(services: Any, emulator: Any) -> None:

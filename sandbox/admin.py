@@ -1,0 +1,128 @@
+"""The emulator's HTTP admin switches under ``/_emulator/``: health, faults,
+latency, holds, counters and connection switches, for a test or process that
+has no Python handle on the emulator (it runs in another process).
+
+Each switch maps onto a :class:`sandbox.faults.Controls` method.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request
+
+from sandbox.faults.controls import Controls
+from sandbox.faults.holds import HOLD_LIMIT_SECONDS
+from sandbox.routing import ApiResponse
+
+# What /_emulator/health answers as "service": how a process recognises an emulator.
+SERVICE_NAME = "brokerage-hub-provider-emulator"
+ADMIN_PREFIX = "/_emulator"
+
+
+def admin_rules() -> list[Rule]:
+    """The URL rules of the switches; each endpoint name starts with "admin "."""
+    base = ADMIN_PREFIX
+    return [
+        Rule(f"{base}/health", endpoint="admin health", methods=["GET"]),
+        Rule(f"{base}/calls", endpoint="admin calls", methods=["GET"]),
+        Rule(f"{base}/latency", endpoint="admin latency", methods=["POST"]),
+        Rule(f"{base}/hold", endpoint="admin hold", methods=["POST"]),
+        Rule(f"{base}/release", endpoint="admin release", methods=["POST"]),
+        Rule(f"{base}/held", endpoint="admin held", methods=["GET"]),
+        Rule(f"{base}/held/wait", endpoint="admin held wait", methods=["POST"]),
+        Rule(f"{base}/fail", endpoint="admin fail", methods=["POST"]),
+        Rule(f"{base}/clear", endpoint="admin clear", methods=["POST"]),
+        Rule(f"{base}/reset", endpoint="admin reset", methods=["POST"]),
+        Rule(f"{base}/state/reset", endpoint="admin reset state", methods=["POST"]),
+        Rule(
+            f"{base}/connections/<authorizationId>/disable",
+            endpoint="admin disable",
+            methods=["POST"],
+        ),
+        Rule(
+            f"{base}/connections/<authorizationId>/trading",
+            endpoint="admin trading",
+            methods=["POST"],
+        ),
+        Rule(f"{base}/link/<linkToken>/complete", endpoint="admin complete link", methods=["POST"]),
+        Rule(
+            f"{base}/portal/<sessionId>/complete",
+            endpoint="admin complete portal",
+            methods=["POST"],
+        ),
+    ]
+
+
+def serve_admin(
+    controls: Controls, key: str, request: Request, params: Mapping[str, str]
+) -> ApiResponse:
+    """Answer the admin switch ``key`` (a bad or incomplete body is a 400)."""
+    body = request.get_json(silent=True) or {}
+    if not isinstance(body, dict):
+        return ApiResponse(400, {"error": "expected a JSON object"})
+    try:
+        if key == "admin health":
+            base = request.host_url.rstrip("/")
+            return ApiResponse(
+                200,
+                {
+                    "status": "ok",
+                    "service": SERVICE_NAME,
+                    "pid": os.getpid(),
+                    "plaid": base + "/plaid",
+                    "snaptrade": base + "/snaptrade",
+                },
+            )
+        if key == "admin calls":
+            count = controls.calls(request.args.get("endpoint"), request.args.get("subject"))
+            return ApiResponse(200, {"calls": count})
+        if key == "admin held":
+            return ApiResponse(200, {"held": controls.held(request.args.get("endpoint"))})
+        if key == "admin held wait":
+            try:
+                held = controls.wait_until_held(
+                    body["endpoint"],
+                    int(body.get("count", 1)),
+                    min(float(body.get("timeout", 10.0)), HOLD_LIMIT_SECONDS),
+                )
+            except TimeoutError as exc:
+                return ApiResponse(
+                    408, {"error": str(exc), "held": controls.held(body["endpoint"])}
+                )
+            return ApiResponse(200, {"held": held})
+        if key == "admin release":
+            return ApiResponse(200, {"released": controls.release(body.get("endpoint"))})
+        if key == "admin hold":
+            controls.hold(body["endpoint"])
+        elif key == "admin latency":
+            controls.set_latency(body["endpoint"], float(body["seconds"]))
+        elif key == "admin fail":
+            controls.fail(
+                body["endpoint"],
+                body["fault"],
+                times=body.get("times"),
+                retry_after=body.get("retry_after"),
+                subject=body.get("subject"),
+            )
+        elif key == "admin clear":
+            controls.clear()
+        elif key == "admin reset":
+            controls.reset_counts()
+        elif key == "admin reset state":
+            controls.reset_state()
+        elif key == "admin disable":
+            controls.disable_connection(params["authorizationId"], bool(body.get("disabled", True)))
+        elif key == "admin trading":
+            controls.set_trading_permission(params["authorizationId"], bool(body["allowed"]))
+        elif key == "admin complete link":
+            token = controls.complete_link(params["linkToken"], body["institution"])
+            return ApiResponse(200, {"public_token": token})
+        elif key == "admin complete portal":
+            auth_id = controls.complete_connection(params["sessionId"], body["brokerage"])
+            return ApiResponse(200, {"authorization_id": auth_id})
+    except (KeyError, TypeError, ValueError) as exc:
+        return ApiResponse(400, {"error": f"{type(exc).__name__}: {exc}"})
+    return ApiResponse(200, {"ok": True})

@@ -1,0 +1,224 @@
+"""The Python handle on one emulator: :class:`Controls` checks endpoint keys and
+steers the switches, holds and recorder, the connection switches of the shared
+state, and reads that state out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.faults.holds import Hold, Holds
+from sandbox.faults.recorder import RecordedRequest, Recorder
+from sandbox.faults.rules import ALL_ENDPOINTS, FaultRule, FaultSwitches
+from sandbox.plaid.api import PlaidApi
+from sandbox.snaptrade.api import SnapTradeApi
+from sandbox.state import StateStore
+
+
+class Controls:
+    """Python handle on one emulator's faults, latency, holds, counters, switches and state."""
+
+    def __init__(
+        self,
+        plaid: PlaidApi,
+        snaptrade: SnapTradeApi,
+        store: StateStore,
+        clock: Callable[[], float],
+    ) -> None:
+        self._plaid = plaid
+        self._snaptrade = snaptrade
+        self._store = store
+        self._clock = clock
+        self._endpoints = frozenset(
+            f"{api.provider} {route.template}" for api in (plaid, snaptrade) for route in api.routes
+        )
+        self._switches = FaultSwitches()
+        self._holds = Holds()
+        self._recorder = Recorder()
+
+    @property
+    def endpoints(self) -> frozenset[str]:
+        """Every endpoint key this emulator serves."""
+        return self._endpoints
+
+    # --- latency ------------------------------------------------------------------
+
+    def set_latency(self, endpoint: str, seconds: float) -> None:
+        """Delay every answer of ``endpoint`` ("*" = all) by ``seconds`` (0 removes it)."""
+        self._check_endpoint(endpoint)
+        self._switches.set_latency(endpoint, seconds)
+
+    def latency_for(self, endpoint: str) -> float:
+        return self._switches.latency_for(endpoint)
+
+    # --- faults ---------------------------------------------------------------------
+
+    def fail(
+        self,
+        endpoint: str,
+        fault: str,
+        times: int | None = None,
+        retry_after: float | None = None,
+        *,
+        subject: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls (None = all until cleared) with ``fault``.
+
+        ``subject`` narrows the fault to calls about one access token (Plaid) or
+        one account / authorization id (SnapTrade). ``retry_after`` sets the
+        Retry-After header of a SnapTrade "429" (default 1 second).
+        """
+        self._check_endpoint(endpoint)
+        self._switches.fail(endpoint, fault, times, retry_after, subject)
+
+    def take_fault(self, endpoint: str, subject: str | None) -> FaultRule | None:
+        """The fault this call must answer with, if any (uses up one of its ``times``)."""
+        return self._switches.take(endpoint, subject)
+
+    def clear(self) -> None:
+        """Remove every fault, latency and hold (call counts are kept)."""
+        self._switches.clear()
+        self.release()
+
+    # --- holds ------------------------------------------------------------------------
+
+    def hold(self, endpoint: str) -> Hold:
+        """Park every request of ``endpoint`` ("*" = all) at the emulator until released.
+
+        A parked request has been received and counted (``calls``, ``requests``)
+        but is not answered until :meth:`release` (or ``HOLD_LIMIT_SECONDS``).
+        Holding an endpoint that is already held keeps the same switch.
+        """
+        self._check_endpoint(endpoint)
+        return self._holds.hold(endpoint)
+
+    def release(self, endpoint: str | None = None) -> int:
+        """Lift the hold on ``endpoint`` (None: every hold); returns the requests it let go."""
+        if endpoint is not None:
+            self._check_endpoint(endpoint)
+        return self._holds.release(endpoint)
+
+    def held(self, endpoint: str | None = None) -> int:
+        """Requests parked right now at ``endpoint`` (None or "*": at any endpoint)."""
+        if endpoint is not None:
+            self._check_endpoint(endpoint)
+        return self._holds.held(endpoint)
+
+    def wait_until_held(self, endpoint: str, count: int = 1, timeout: float = 10.0) -> int:
+        """Block until at least ``count`` requests are parked at ``endpoint`` (or "*").
+
+        Returns how many are parked; raises TimeoutError when fewer are after
+        ``timeout`` seconds (the operation under test never reached the emulator).
+        """
+        self._check_endpoint(endpoint)
+        return self._holds.wait_until_held(endpoint, count, timeout)
+
+    def park_if_held(self, endpoint: str) -> None:
+        """Called by the server for each request: wait here while ``endpoint`` is held."""
+        self._holds.park_if_held(endpoint)
+
+    def close(self) -> None:
+        """The server is stopping: release every held request and hold nothing from now on."""
+        self._holds.close()
+
+    # --- counters and the request recorder ------------------------------------------
+
+    def record_call(self, endpoint: str, subject: str | None) -> None:
+        self._recorder.record_call(endpoint, subject)
+
+    def calls(self, endpoint: str | None = None, subject: str | None = None) -> int:
+        """Calls received (faulted ones included); None matches any endpoint / subject."""
+        return self._recorder.calls(endpoint, subject)
+
+    def calls_by_subject(self, endpoint: str) -> dict[str | None, int]:
+        """Calls of one endpoint per subject (access token, account or authorization id)."""
+        return self._recorder.calls_by_subject(endpoint)
+
+    def reset_counts(self) -> None:
+        """Forget the call counts and the recorded requests."""
+        self._recorder.reset()
+
+    def record_request(
+        self,
+        endpoint: str,
+        method: str,
+        *,
+        path_params: dict[str, str],
+        query: dict[str, list[str]],
+        body: Any,
+        body_is_json: bool,
+        latency: float = 0.0,
+    ) -> None:
+        self._recorder.record_request(
+            endpoint,
+            method,
+            path_params=path_params,
+            query=query,
+            body=body,
+            body_is_json=body_is_json,
+            latency=latency,
+        )
+
+    def requests(self, endpoint: str | None = None) -> list[RecordedRequest]:
+        """The API requests received (the last RECORDED_REQUESTS), oldest first."""
+        return self._recorder.requests(endpoint)
+
+    # --- shared-state switches ------------------------------------------------------
+
+    def disable_connection(self, authorization_id: str, disabled: bool = True) -> None:
+        """Mark a SnapTrade connection disabled (its account reads answer 402 code 3003)."""
+        self._snaptrade.set_connection_disabled(authorization_id, disabled, self._clock())
+
+    def set_trading_permission(self, authorization_id: str, allowed: bool) -> None:
+        """Whether trading through this connection is allowed (else 403 code 1020)."""
+        self._snaptrade.set_trading_permission(authorization_id, allowed)
+
+    def complete_link(self, link_token: str, institution_slug: str) -> str | None:
+        """Act as the person finishing Plaid Hosted Link; returns the public token."""
+        return self._plaid.complete_link(link_token, institution_slug, self._clock())
+
+    def complete_connection(self, session_id: str, brokerage_slug: str) -> str:
+        """Act as the person finishing the SnapTrade portal; returns the authorization id."""
+        return self._snaptrade.complete_connection(session_id, brokerage_slug, self._clock())
+
+    # --- read-outs of the shared state (copies: changing them changes nothing) ------
+
+    def trading_allowed(self, authorization_id: str) -> bool:
+        """Whether this SnapTrade connection may trade now (else trades answer an error).
+
+        False when it is disabled (3003), read-only (1066) or its trading
+        permission is off (1020), as the trading endpoints decide.
+        """
+        auth = self.snaptrade_authorization(authorization_id)
+        if auth is None:
+            raise KeyError(f"no SnapTrade connection {authorization_id!r}")
+        return not auth["disabled"] and auth["type"] == "trade" and bool(auth["trading_allowed"])
+
+    def snaptrade_authorization(self, authorization_id: str) -> dict[str, Any] | None:
+        """A SnapTrade connection as stored (type, disabled, trading_allowed, ...), or None."""
+        return self._read("snaptrade", "authorizations", authorization_id)
+
+    def snaptrade_user(self, user_id: str) -> dict[str, Any] | None:
+        """A registered SnapTrade user (``user_secret``, ``created_at``), or None."""
+        return self._read("snaptrade", "users", user_id)
+
+    def snaptrade_portal_session(self, session_id: str) -> dict[str, Any] | None:
+        """An unfinished connection-portal session (connection_type, reconnect, ...), or None."""
+        return self._read("snaptrade", "portal_sessions", session_id)
+
+    def plaid_link_token(self, link_token: str) -> dict[str, Any] | None:
+        """What a Plaid link token was created with (products, redirect, update mode), or None."""
+        return self._read("plaid", "link_tokens", link_token)
+
+    def _read(self, provider: str, collection: str, key: str) -> dict[str, Any] | None:
+        # StateStore.read() hands out a private copy of the state.
+        return self._store.read()[provider][collection].get(key)
+
+    def reset_state(self) -> None:
+        """Back to the seeded demo data (for every process sharing the state file)."""
+        self._store.reset()
+
+    def _check_endpoint(self, endpoint: str) -> None:
+        if endpoint != ALL_ENDPOINTS and endpoint not in self._endpoints:
+            raise ValueError(f"unknown endpoint {endpoint!r}; known: {sorted(self._endpoints)}")
