@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check bench migrate emulator clean
+.PHONY: run test test-random check bench migrate emulator clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,17 @@ run: $(STAMP)  ## start the web app on 127.0.0.1:5000 (embedded default: SQLite,
 	$(VENV)/bin/flask --app app demo-login
 	$(VENV)/bin/flask --app app run --host 127.0.0.1 --port 5000
 
-test: $(STAMP)  ## every test (Postgres ones need TEST_DATABASE_URL; CI sets it)
-	$(PY) -m pytest
+test: $(STAMP)  ## every test in a fixed order (Postgres ones need TEST_DATABASE_URL; CI sets it)
+	$(PY) -m pytest -p no:randomly
 
-check: $(STAMP)  ## formatting, lint, types
+test-random: $(STAMP)  ## every test in a random order; RANDOM_SEED=<n> repeats one order
+	$(PY) -m pytest $(if $(RANDOM_SEED),--randomly-seed=$(RANDOM_SEED))
+
+check: $(STAMP)  ## formatting, lint, types, the layer contract
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Options: make bench BENCH_ARGS="--load-seconds 30 --no-faults" (python -m bench --help).
 # Postgres parts (load under gunicorn, Postgres figures) need TEST_DATABASE_URL or BENCH_DATABASE_URL.

@@ -48,8 +48,8 @@ def build_server(services: Services | None = None) -> MCPServer:
 
 
 def main() -> int:
-    from services.errors import ConfigError
-    from services.redaction import configure_logging
+    from core.errors import ConfigError
+    from core.redaction import configure_logging
     from settings import load_settings
 
     try:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from services.errors import ConfigError
+from core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -85,22 +85,16 @@ PLAID_HOSTS = {
 SNAPTRADE_HOSTS = {"production": "https://api.snaptrade.com"}
 
 
-def _lenient_hours(name: str, default: int) -> int:
-    # Import must never fail (a REPL user imports this module to read the
-    # figure); a bad value is reported by load_settings() at start-up instead.
-    try:
-        hours = int(os.getenv(name, str(default)))
-    except ValueError:
-        return default
-    return hours if hours >= 0 else default
+def __getattr__(name: str) -> object:
+    """``settings.PROVIDER_CACHE_HOURS``: the configured cache lifetimes, read when asked.
 
-
-# Kept as a module-level dict because other code imports it by this name. The
-# composition root refreshes it from the validated settings (build_services).
-PROVIDER_CACHE_HOURS: dict[str, int] = {
-    "plaid": _lenient_hours("PLAID_CACHE_HOURS", 72),
-    "snaptrade": _lenient_hours("SNAPTRADE_CACHE_HOURS", 24),
-}
+    Read from the environment and ``.env`` at the moment of the question (never at
+    import, which would come before ``.env`` is loaded), so it reports what a
+    service built now would use.
+    """
+    if name == "PROVIDER_CACHE_HOURS":
+        return dict(load_settings().provider_cache_hours)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

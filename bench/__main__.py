@@ -228,12 +228,11 @@ def simulated_week(
 
 
 def _run_week(services: Any, clock: Clock, calls_per_day: int, cached: bool, days: int = 7) -> None:
-    from services.position_views import get_positions_view
 
     step = timedelta(days=1) / calls_per_day
     for _ in range(calls_per_day * days):
         if cached:
-            get_positions_view(services.positions, "summary")
+            services.position_views.answer("summary")
         else:
             services.positions.get_all_positions(use_cache=False)
         clock.now += step
@@ -241,7 +240,6 @@ def _run_week(services: Any, clock: Clock, calls_per_day: int, cached: bool, day
 
 def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     from sandbox.server import start_emulator
-    from services.position_views import get_positions_view
 
     figures: dict[str, Any] = {}
     with database(kind) as url, tempfile.TemporaryDirectory() as folder:
@@ -263,7 +261,7 @@ def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             if size:
                 add_synthetic_positions(services, size)
             samples = anyio.run(_in_process_samples, services, args.repeat, "full")
-            direct = time_calls(lambda: get_positions_view(services.positions, "full"), args.repeat)
+            direct = time_calls(lambda: services.position_views.answer("full"), args.repeat)
             env = stdio_env(url, instance, emulator)
             stdio = anyio.run(_stdio_samples, env, args.repeat, "full")
             figures[label] = {

@@ -143,7 +143,6 @@ def provider_calls(controls: Any, provider: str) -> int:
 
 def run_fault_case(services: Any, emulator: Any, case: FaultCase) -> dict[str, Any]:
     """One explicit refresh under ``case``: calls, wall time, answer, rows kept."""
-    from services.position_views import get_positions_view
 
     controls = emulator.controls
     controls.clear()
@@ -157,7 +156,7 @@ def run_fault_case(services: Any, emulator: Any, case: FaultCase) -> dict[str, A
     controls.reset_counts()
     started = time.perf_counter()
     try:
-        answer = get_positions_view(services.positions, "summary", case.provider)
+        answer = services.position_views.answer("summary", case.provider)
         outcome_error: str | None = None
     except Exception as exc:  # a figure, not a test: report what escaped
         answer, outcome_error = None, f"{type(exc).__name__} escaped"
@@ -203,13 +202,12 @@ def run_refused_case(services: Any, refused: Any, provider: str) -> dict[str, An
     Nothing reaches the emulator, so the attempts are counted in the call ledger
     (every request, failed ones included, is a row there).
     """
-    from services.position_views import get_positions_view
 
     services.positions.refresh_provider_positions(provider)
     before = cached_rows(services, provider)
     calls_before = refused.ledger.count(provider=provider)
     started = time.perf_counter()
-    answer = get_positions_view(refused.positions, "summary", provider)
+    answer = refused.position_views.answer("summary", provider)
     seconds = time.perf_counter() - started
     calls = refused.ledger.count(provider=provider) - calls_before
     first_step = "Items" if provider == "plaid" else "accounts (the account list fails first)"
@@ -234,7 +232,6 @@ def outage(
 ) -> dict[str, Any]:
     """Both providers down for ``minutes`` with an expired cache; reads every ``every_s`` s."""
     from services.position_service import PositionService
-    from services.position_views import get_positions_view
 
     controls = emulator.controls
     controls.clear()
@@ -252,7 +249,7 @@ def outage(
     while clock.now < outage_end:
         started = time.perf_counter()
         try:
-            answer = get_positions_view(services.positions, "summary")
+            answer = services.position_views.answer("summary")
         except Exception:
             failed += 1
         else:
@@ -272,7 +269,7 @@ def outage(
     automatic_reads = 0
     recovered_after: float | None = None
     while clock.now < ended_at + timedelta(hours=1):
-        answer = get_positions_view(services.positions, "summary")
+        answer = services.position_views.answer("summary")
         automatic_reads += 1
         info = answer["cache_info"]
         if not any(info[p].get("stale") for p in ("plaid", "snaptrade")):
@@ -283,14 +280,14 @@ def outage(
     # backs off; the outage ends and the person presses refresh for Plaid.
     clock.now += timedelta(hours=PositionService.cache_hours_for_provider("plaid") + 1)
     controls.fail("*", "503")
-    backed_off = get_positions_view(services.positions, "summary")["cache_info"]["plaid"]
+    backed_off = services.position_views.answer("summary")["cache_info"]["plaid"]
     controls.clear()
     clock.now += timedelta(minutes=1)
-    after_outage = get_positions_view(services.positions, "summary")["cache_info"]["plaid"]
+    after_outage = services.position_views.answer("summary")["cache_info"]["plaid"]
     # With the usual provider latency, so the figure is what a person would wait.
     controls.set_latency(PLAID_HOLDINGS, PLAID_LATENCY)
     started = time.perf_counter()
-    explicit = get_positions_view(services.positions, "summary", "plaid")
+    explicit = services.position_views.answer("summary", "plaid")
     explicit_seconds = time.perf_counter() - started
     controls.clear()
     explicit_fresh = explicit["refresh"]["ok"] and not explicit["cache_info"]["plaid"]["stale"]

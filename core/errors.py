@@ -24,7 +24,8 @@ bug and surfaces as a generic internal error.
         ├── ConnectionDisabled      SnapTrade connection disabled (code 3003)
         ├── TradingNotPermitted     SnapTrade 1020 / 1066
         ├── ItemNotFound            Plaid says the Item is gone
-        └── ProviderRejected        any other 4xx: never retried
+        ├── ProviderRejected        any other 4xx: never retried
+        └── ProviderDisabled        the provider is switched off here: never called
 """
 
 from __future__ import annotations
@@ -175,3 +176,20 @@ class ItemNotFound(ProviderError):
 
 class ProviderRejected(ProviderError):
     kind = "provider_rejected"
+
+
+PROVIDER_DISPLAY_NAMES = {"plaid": "Plaid", "snaptrade": "SnapTrade"}
+
+
+class ProviderDisabled(ProviderError):
+    """The provider's environment setting is ``disabled``: nothing may call it."""
+
+    kind = "provider_disabled"
+    http_status = 409
+
+    def __init__(self, provider: str) -> None:
+        name = PROVIDER_DISPLAY_NAMES.get(provider, provider)
+        super().__init__(
+            f"{name} is disabled here ({provider.upper()}_ENV=disabled): it is never called",
+            provider=provider,
+        )

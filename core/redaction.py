@@ -41,10 +41,20 @@ _known_lock = threading.Lock()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a credential value so it is masked wherever it might be logged."""
-    if value and len(value) >= 8:
+    """Remember a credential value so it is masked wherever it might be logged.
+
+    Every adapter function registers the credentials it is handed, where they
+    enter, so a provider that echoes one back cannot show it to anybody.
+    """
+    if isinstance(value, str) and len(value) >= 8:
         with _known_lock:
             _known_secrets.add(value)
+
+
+def forget_registered_secrets() -> None:
+    """Empty the registry (tests start each case from nothing, as a new process does)."""
+    with _known_lock:
+        _known_secrets.clear()
 
 
 def redact_url(url: str) -> str:

@@ -2,43 +2,21 @@
 
 Each module has ``register(server, get_services)``; ``get_services`` builds the
 service layer on first use, so the server answers its handshake before any
-database, SDK or pandas import.
+database, SDK or pandas import. Every tool goes through ``boundary.tool_boundary``.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mcp_tools import health, migration, positions, trading
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from services.composition import Services
-
-ServicesFactory = Callable[[], "Services"]
+    from mcp_tools.boundary import ServicesFactory
 
 
 def register_all(server: MCPServer, get_services: ServicesFactory) -> None:
-    from mcp_tools import positions
-
-    positions.register(server, get_services)
-    from mcp_tools import migration
-
-    migration.register(server, get_services)
-    from mcp_tools import health, trading
-
-    health.register(server, get_services)
-    trading.register(server, get_services)
-
-
-def tool_error(exc: BaseException) -> Any:
-    """Our errors become ToolError so their message reaches the model (others are masked)."""
-    from mcp.server.mcpserver.exceptions import ToolError
-
-    from services.errors import BrokerageHubError
-
-    if isinstance(exc, BrokerageHubError):
-        return ToolError(exc.message)
-    logging.getLogger(__name__).error("tool failed unexpectedly", exc_info=exc)
-    return ToolError("internal error; see the server log")
+    for module in (positions, migration, health, trading):
+        module.register(server, get_services)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from mcp_tools import ServicesFactory, tool_error
+from mcp_tools.boundary import ServicesFactory, tool_boundary
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -40,13 +40,11 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
             open_world_hint=True,
         ),
     )
+    @tool_boundary
     def check_connections(
         probe_trading: Annotated[
             bool,
             Field(description="Also test trading access (one symbol search per connection)."),
         ] = False,
     ) -> dict[str, Any]:
-        try:
-            return get_services().health.check_connections(probe_trading=probe_trading)
-        except Exception as exc:
-            raise tool_error(exc) from exc
+        return get_services().health.check_connections(probe_trading=probe_trading)

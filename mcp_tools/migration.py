@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from mcp_tools import ServicesFactory, tool_error
+from mcp_tools.boundary import ServicesFactory, tool_boundary
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -45,16 +45,14 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
             open_world_hint=True,
         ),
     )
+    @tool_boundary
     def plan_institution_migration(
         institution: Annotated[
             str,
             Field(description="Institution slug, e.g. interactive-brokers or merrill-lynch."),
         ],
     ) -> dict[str, Any]:
-        try:
-            return get_services().migrations.plan(institution)
-        except Exception as exc:
-            raise tool_error(exc) from exc
+        return get_services().migrations.plan(institution)
 
     @server.tool(
         name="get_provider_costs",
@@ -67,8 +65,6 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
             open_world_hint=False,
         ),
     )
+    @tool_boundary
     def get_provider_costs() -> dict[str, Any]:
-        try:
-            return get_services().costs.report()
-        except Exception as exc:
-            raise tool_error(exc) from exc
+        return get_services().costs.report()

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from mcp_tools import ServicesFactory, tool_error
+from mcp_tools.boundary import ServicesFactory, tool_boundary
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
+
+    from services.composition import Services
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,19 @@ cache_info could not be refreshed; its last known data is shown with the error.
 """
 
 
+def get_positions(
+    format: str = "full",
+    refresh_provider: str | None = None,
+    *,
+    services: Services | None = None,
+) -> dict[str, Any]:
+    """What the ``get_positions`` tool answers, as a plain function (for a REPL)."""
+    from services.composition import configured_services  # lazily: tools/list comes first
+
+    hub = services or configured_services()
+    return hub.position_views.answer(format, refresh_provider)
+
+
 def register(server: MCPServer, get_services: ServicesFactory) -> None:
     from mcp.types import ToolAnnotations
 
@@ -50,7 +65,8 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
             open_world_hint=True,
         ),
     )
-    def get_positions(
+    @tool_boundary
+    def get_positions_tool(
         format: Annotated[
             Literal["full", "summary", "by_account", "list"],
             Field(description="Shape of the answer: full, summary, by_account or list."),
@@ -60,9 +76,4 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
             Field(description="Fetch this provider now (costs API calls); null uses the cache."),
         ] = None,
     ) -> dict[str, Any]:
-        from services.position_views import get_positions_view
-
-        try:
-            return get_positions_view(get_services().positions, format, refresh_provider)
-        except Exception as exc:
-            raise tool_error(exc) from exc
+        return get_positions(format, refresh_provider, services=get_services())

@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
 
-from mcp_tools import ServicesFactory, tool_error
+from mcp_tools.boundary import ServicesFactory, tool_boundary
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -83,6 +83,7 @@ def register(server: "MCPServer", get_services: ServicesFactory) -> None:
             open_world_hint=True,
         ),
     )
+    @tool_boundary
     def preview_trade(
         ticker: Annotated[str, Field(description="Symbol to trade, e.g. AAPL or SCHB.")],
         quantity: Annotated[float, Field(description="Number of shares, greater than 0.")],
@@ -95,27 +96,22 @@ def register(server: "MCPServer", get_services: ServicesFactory) -> None:
             float | None, Field(description="Limit price; required for Limit orders only.")
         ] = None,
     ) -> dict[str, Any]:
-        try:
-            return get_services().trading.preview_order(
-                account_id,
-                ticker,
-                side,
-                quantity,
-                order_type,
-                limit_price,
-                requested_via="mcp",
-            )
-        except Exception as exc:
-            raise tool_error(exc) from exc
+        return get_services().trading.preview_order(
+            account_id,
+            ticker,
+            side,
+            quantity,
+            order_type,
+            limit_price,
+            requested_via="mcp",
+        )
 
+    @tool_boundary
     def confirm_order(preview_id: str, ctx: Context) -> Elicit[OrderConfirmation] | NotAsked:
         """Asks the person to confirm the exact order; runs before execute_trade's body."""
         if not _can_elicit(ctx):
             return NotAsked(reason="the client cannot ask the person")
-        try:
-            confirmation = get_services().trading.confirmation(preview_id)
-        except Exception as exc:
-            raise tool_error(exc) from exc
+        confirmation = get_services().trading.confirmation(preview_id)
         if confirmation["already_executed"]:
             return NotAsked(reason="already executed")
         return Elicit(confirmation["message"], OrderConfirmation)
@@ -132,6 +128,7 @@ def register(server: "MCPServer", get_services: ServicesFactory) -> None:
             open_world_hint=True,
         ),
     )
+    @tool_boundary
     async def execute_trade(
         preview_id: Annotated[str, Field(description="The preview_id from preview_trade.")],
         confirmation: Annotated[ElicitationResult[OrderConfirmation], Resolve(confirm_order)],
@@ -144,12 +141,9 @@ def register(server: "MCPServer", get_services: ServicesFactory) -> None:
                 "preview_id": preview_id,
                 "reason": "The person did not confirm the order; nothing was placed.",
             }
-        try:
-            return await anyio.to_thread.run_sync(
-                lambda: get_services().trading.execute_order(preview_id, requested_via="mcp")
-            )
-        except Exception as exc:
-            raise tool_error(exc) from exc
+        return await anyio.to_thread.run_sync(
+            lambda: get_services().trading.execute_order(preview_id, requested_via="mcp")
+        )
 
     @server.tool(
         name="list_trades",
@@ -162,10 +156,8 @@ def register(server: "MCPServer", get_services: ServicesFactory) -> None:
             open_world_hint=False,
         ),
     )
+    @tool_boundary
     def list_trades(
         limit: Annotated[int, Field(description="How many entries, 1 to 200.")] = 20,
     ) -> dict[str, Any]:
-        try:
-            return {"trades": get_services().trading.list_trades(limit)}
-        except Exception as exc:
-            raise tool_error(exc) from exc
+        return {"trades": get_services().trading.list_trades(limit)}

@@ -1,7 +1,7 @@
 """What every provider call shares: a timeout, bounded retries, and a line in the call ledger.
 
 The SDK-specific parts (building clients, mapping the SDK's exceptions to
-``services.errors``) live in the loader modules; this module never imports an SDK.
+``core.errors``) live in the loader modules; this module never imports an SDK.
 
 Retries: 429, 5xx and network failures (``ProviderError.retryable``) are retried
 with exponential backoff and full jitter, at most ``RetryPolicy.attempts`` calls
@@ -12,7 +12,6 @@ not waited for at all, because an MCP client gives up on a tool after ~60 s.
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 import random
 import re
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from services.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from core.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +56,22 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
 
-# One policy for the process, set by the composition root from the settings
-# (tests swap ``sleep`` for a recorder: time is injected, never slept).
-RETRY_POLICY = RetryPolicy()
+_POLICY_ATTRIBUTE = "brokerage_hub_retry_policy"
+
+
+def attach_retry_policy(client: Any, policy: RetryPolicy) -> None:
+    """Every call made with ``client`` retries by ``policy``."""
+    setattr(client, _POLICY_ATTRIBUTE, policy)
+
+
+def retry_policy_of(client: Any) -> RetryPolicy:
+    """The policy attached to ``client``, or the default one for a client made elsewhere."""
+    policy = getattr(client, _POLICY_ATTRIBUTE, None)
+    return policy if isinstance(policy, RetryPolicy) else RetryPolicy()
 
 
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.retryable
-
-
-def _retry_after_too_long(state: RetryCallState) -> bool:
-    exc = state.outcome.exception() if state.outcome else None
-    retry_after = getattr(exc, "retry_after", None)
-    return retry_after is not None and retry_after > RETRY_POLICY.max_wait_seconds
 
 
 class stop_when(stop_base):  # noqa: N801 - reads like tenacity's own stop_* helpers
@@ -80,16 +82,27 @@ class stop_when(stop_base):  # noqa: N801 - reads like tenacity's own stop_* hel
         return self._predicate(retry_state)
 
 
-def _wait_seconds(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        return float(retry_after)
-    ceiling = min(
-        RETRY_POLICY.max_backoff_seconds,
-        RETRY_POLICY.base_seconds * 2 ** (state.attempt_number - 1),
-    )
-    return random.uniform(ceiling / 2, ceiling)
+def _retry_after_longer_than(limit: float) -> Callable[[RetryCallState], bool]:
+    def too_long(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        return retry_after is not None and retry_after > limit
+
+    return too_long
+
+
+def _wait_seconds(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after)
+        ceiling = min(
+            policy.max_backoff_seconds, policy.base_seconds * 2 ** (state.attempt_number - 1)
+        )
+        return random.uniform(ceiling / 2, ceiling)
+
+    return wait
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -129,27 +142,20 @@ def map_network_error(
     return None
 
 
-def call_with_retry(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def call_with_retry(fn: Callable[[], T], policy: RetryPolicy) -> T:
     """Call ``fn`` (which raises only ProviderError for provider failures) with retries."""
     retrying = Retrying(
-        stop=stop_after_attempt(RETRY_POLICY.attempts) | stop_when(_retry_after_too_long),
+        stop=stop_after_attempt(policy.attempts)
+        | stop_when(_retry_after_longer_than(policy.max_wait_seconds)),
         retry=retry_if_exception(_is_retryable),
-        wait=_wait_seconds,
-        sleep=lambda seconds: RETRY_POLICY.sleep(seconds),
+        wait=_wait_seconds(policy),
+        sleep=policy.sleep,
         reraise=True,
         before_sleep=lambda state: log.info(
             "retrying %s after attempt %d", getattr(fn, "__name__", "call"), state.attempt_number
         ),
     )
-    return retrying(fn, *args, **kwargs)
-
-
-def with_retry(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        return call_with_retry(fn, *args, **kwargs)
-
-    return wrapper
+    return retrying(fn)
 
 
 # --- the call ledger hook -------------------------------------------------------------

@@ -7,35 +7,17 @@ Every route needs a logged-in session unless marked ``@public`` (see
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from services.errors import BrokerageHubError
-
-if TYPE_CHECKING:
-    from services.composition import Services
-
-
-def services() -> Services:
-    return current_app.extensions["services"]
-
-
-def error_response(kind: str, message: str, status: int, **extra: Any) -> Any:
-    return jsonify({"error": {"type": kind, "message": message, **extra}}), status
-
-
-def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
-
-
-_wants_json = wants_json  # the name this module used before
+from core.errors import BrokerageHubError
+from routes import auth, connections, costs, health, plaid, positions, snaptrade, trades
+from routes.common import error_response, wants_json
 
 
 def register_blueprints(app: Flask) -> None:
-    from routes import auth, connections, costs, health, plaid, positions, snaptrade, trades
-
     for module in (health, auth, positions, connections, plaid, snaptrade, trades, costs):
         app.register_blueprint(module.bp)
 

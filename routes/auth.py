@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from routes import error_response, services, wants_json
+from routes.common import error_response, services, wants_json
 from routes.security import log_in, log_out, public, safe_next_url
 from services.auth import TooManyLoginAttempts
 

@@ -6,19 +6,19 @@ from typing import Any
 
 from flask import render_template
 
-from routes import services
+from routes.common import services
 from services.connection_overview import connections_overview
-from services.position_service import PositionService
 
 PROVIDER_NAMES = {"plaid": "Plaid", "snaptrade": "SnapTrade"}
 
 
 def render_connections(providers: tuple[str, ...], *, title: str) -> Any:
+    hub = services()
     return render_template(
         "connections.html",
         title=title,
         providers=providers,
         provider_names=PROVIDER_NAMES,
-        overview=connections_overview(services(), providers),
-        refresh_hours={p: PositionService.cache_hours_for_provider(p) for p in providers},
+        overview=connections_overview(hub.health, hub.connections, hub.access, providers=providers),
+        refresh_hours={p: hub.positions.cache_hours_for_provider(p) for p in providers},
     )

@@ -1,6 +1,6 @@
 """Plaid: the Items page, Hosted Link (new Item or update mode) and its progress.
 
-Linking runs as a background job (``services.linking``); the progress page
+Linking runs as a background job (``services.linking.plaid_link``); the progress page
 polls ``GET /api/plaid/link/<job_id>`` with ``static/link_progress.js``.
 """
 
@@ -19,10 +19,10 @@ from flask import (
     url_for,
 )
 
-from routes import services
+from core.errors import NotFound, ProviderError
+from routes.common import services
 from routes.linking_pages import render_connections
-from services.errors import NotFound, ProviderError
-from services.linking import DEFAULT_POLL_SECONDS
+from services.linking.plaid_link import DEFAULT_POLL_SECONDS
 
 bp = Blueprint("plaid", __name__)
 
@@ -45,7 +45,7 @@ def connections() -> Any:
 def start_link() -> Any:
     """Link a new institution through Plaid Hosted Link."""
     try:
-        job = services().linking.start_plaid_link(
+        job = services().plaid_link.start_plaid_link(
             completion_url=_progress_url, poll_seconds=_poll_seconds()
         )
     except ProviderError as exc:
@@ -59,7 +59,7 @@ def start_update() -> Any:
     """Link update mode for an existing Item (re-login, or instead of a duplicate)."""
     slug = request.form.get("institution", "")
     try:
-        job = services().linking.start_plaid_update(
+        job = services().plaid_link.start_plaid_update(
             slug, completion_url=_progress_url, poll_seconds=_poll_seconds()
         )
     except ProviderError as exc:
@@ -71,7 +71,7 @@ def start_update() -> Any:
 @bp.get("/plaid/link/<job_id>")
 def link_progress(job_id: str) -> Any:
     try:
-        job = services().linking.plaid_job(job_id)
+        job = services().plaid_link.plaid_job(job_id)
     except NotFound as exc:
         flash(exc.message, "error")
         return redirect(url_for("plaid.connections"), code=303)
@@ -80,4 +80,4 @@ def link_progress(job_id: str) -> Any:
 
 @bp.get("/api/plaid/link/<job_id>")
 def link_status(job_id: str) -> Any:
-    return jsonify(services().linking.plaid_job(job_id).to_dict())
+    return jsonify(services().plaid_link.plaid_job(job_id).to_dict())

@@ -6,11 +6,9 @@ from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
-from routes import services
+from core.normalized import PROVIDERS
 from routes.charts import allocation_charts
-from services.normalized import PROVIDERS
-from services.position_service import PositionService
-from services.position_views import get_positions_view
+from routes.common import services
 
 bp = Blueprint("positions", __name__)
 
@@ -21,13 +19,13 @@ PROVIDER_NAMES = {"plaid": "Plaid", "snaptrade": "SnapTrade"}
 def api_positions() -> Any:
     format_ = request.args.get("format", "full")
     refresh_provider = request.args.get("refresh_provider") or None
-    return jsonify(get_positions_view(services().positions, format_, refresh_provider))
+    return jsonify(services().position_views.answer(format_, refresh_provider))
 
 
 @bp.get("/")
 def positions_page() -> Any:
-    view = get_positions_view(services().positions, "by_account")
-    summary = get_positions_view(services().positions, "summary")
+    view = services().position_views.answer("by_account")
+    summary = services().position_views.answer("summary")
     return render_template(
         "positions.html",
         view=view,
@@ -36,7 +34,7 @@ def positions_page() -> Any:
         overlaps=view.get("overlaps") or summary.get("overlaps") or [],
         providers=PROVIDERS,
         provider_names=PROVIDER_NAMES,
-        refresh_hours={p: PositionService.cache_hours_for_provider(p) for p in PROVIDERS},
+        refresh_hours={p: services().positions.cache_hours_for_provider(p) for p in PROVIDERS},
     )
 
 
@@ -44,7 +42,7 @@ def positions_page() -> Any:
 def refresh_provider() -> Any:
     """Fetch one provider now (the page's refresh button); bad input is a 400."""
     provider = request.form.get("provider", "")
-    outcome = get_positions_view(services().positions, "list", provider)["refresh"]
+    outcome = services().position_views.answer("list", provider)["refresh"]
     name = PROVIDER_NAMES[provider]
     if outcome["ok"]:
         flash(f"{name} positions refreshed.", "info")

@@ -33,6 +33,8 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Forbidden
 
+from routes.common import error_response, wants_json
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -141,8 +143,6 @@ def _view_flag(name: str) -> bool:
 def _require_login() -> Any:
     if _view_flag("login_exempt") or is_logged_in():
         return None
-    from routes import error_response, wants_json
-
     if wants_json():
         return error_response("unauthorized", "log in first", 401)
     if request.method == "GET":
@@ -177,8 +177,6 @@ def _add_security_headers(response: Any) -> Any:
 
 
 def _csrf_failed(exc: CSRFError) -> Any:
-    from routes import error_response, wants_json
-
     if wants_json():
         return error_response("csrf_failed", exc.description or "", 403)
     return render_template("error.html", title="Form expired", message=exc.description), 403

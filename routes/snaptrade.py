@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from routes import services
+from core.errors import NotFound, ProviderError
+from routes.common import services
 from routes.linking_pages import render_connections
-from services.errors import NotFound, ProviderError
 
 bp = Blueprint("snaptrade", __name__)
 
@@ -26,7 +26,7 @@ def connections() -> Any:
 def start_connection() -> Any:
     """Open the portal: ``connection_type`` read or trade; ``reconnect`` an authorization id."""
     try:
-        flow = services().linking.start_snaptrade_connection(
+        flow = services().snaptrade_portal.start_snaptrade_connection(
             request.form.get("connection_type", "read"),
             request.form.get("reconnect") or None,
             return_url=lambda flow_id: url_for(
@@ -42,7 +42,7 @@ def start_connection() -> Any:
 @bp.get("/snaptrade/connect/<flow_id>")
 def portal(flow_id: str) -> Any:
     try:
-        flow = services().linking.snaptrade_flow(flow_id)
+        flow = services().snaptrade_portal.snaptrade_flow(flow_id)
     except NotFound as exc:
         flash(exc.message, "error")
         return redirect(url_for("snaptrade.connections"), code=303)
@@ -53,7 +53,7 @@ def portal(flow_id: str) -> Any:
 def connection_returned(flow_id: str) -> Any:
     """Where the portal sends the person back: fetch SnapTrade positions once."""
     try:
-        outcome = services().linking.finish_snaptrade_connection(flow_id)
+        outcome = services().snaptrade_portal.finish_snaptrade_connection(flow_id)
     except NotFound as exc:
         flash(exc.message, "error")
         return redirect(url_for("snaptrade.connections"), code=303)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from routes import services
+from routes.common import services
 
 bp = Blueprint("trades", __name__)
 

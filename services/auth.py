@@ -28,7 +28,7 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from services.errors import BrokerageHubError, InvalidInput, SecretStoreError
+from core.errors import BrokerageHubError, InvalidInput, SecretStoreError
 from services.secret_store import SecretStore
 
 log = logging.getLogger(__name__)

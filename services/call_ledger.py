@@ -44,8 +44,17 @@ class SqlCallLedger:
                 )
             )
 
-    def count(self, *, provider: str | None = None, endpoint: str | None = None) -> int:
+    def count(
+        self,
+        *,
+        provider: str | None = None,
+        endpoint: str | None = None,
+        days: int | None = None,
+    ) -> int:
+        """Calls recorded (of ``provider``, to ``endpoint``, within the last ``days`` days)."""
         query = select(func.count()).select_from(ProviderCall)
+        if days is not None:
+            query = query.where(ProviderCall.called_at >= self._clock() - timedelta(days=days))
         if provider:
             query = query.where(ProviderCall.provider == provider)
         if endpoint:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from services.normalized import institution_display_name
-
-if TYPE_CHECKING:
-    from services.composition import Services
-    from services.connections import ConnectionState
+from core.normalized import institution_display_name
+from services.connections import ConnectionRegistry, ConnectionState
+from services.health_service import HealthService
+from services.provider_access import ProviderAccess
 
 
 @dataclass(frozen=True)
@@ -45,15 +44,19 @@ class ConnectionsOverview:
     problems: dict[str, str] = field(default_factory=dict)
 
 
-def connections_overview(services: Services, providers: tuple[str, ...]) -> ConnectionsOverview:
-    report = services.health.check_connections(probe_trading=False)
+def connections_overview(
+    health: HealthService,
+    connections: ConnectionRegistry,
+    access: ProviderAccess,
+    *,
+    providers: tuple[str, ...],
+) -> ConnectionsOverview:
+    """Every connection of ``providers`` as checked now, or as last recorded if it cannot be."""
+    report = health.check_connections(probe_trading=False)
     recorded = {
-        (state.provider, state.external_id): state
-        for state in services.connections.list(services.user_email)
+        (state.provider, state.external_id): state for state in connections.list(access.user_email)
     }
-    overview = ConnectionsOverview(
-        snaptrade_registered=services.linking.snaptrade_user_secret() is not None
-    )
+    overview = ConnectionsOverview(snaptrade_registered=access.snaptrade_user_secret() is not None)
     for provider in providers:
         section = report.get(provider) or {}
         if not section.get("ok"):

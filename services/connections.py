@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, insert, select, update
 
-from services.errors import ConnectionDisabled, ItemNotFound, LoginRequired, ProviderError
+from core.errors import ConnectionDisabled, ItemNotFound, LoginRequired, ProviderError
 from services.models import ProviderConnection
 from services.users import ensure_user, user_id_for
 

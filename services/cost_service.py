@@ -11,34 +11,52 @@ per-call part and for the record of what was called.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
-
-from services.models import ProviderCall
-from services.normalized import institution_display_name
-
-if TYPE_CHECKING:
-    from services.composition import Services
+from core.normalized import institution_display_name
+from core.secret_names import plaid_tokens_prefix
+from providers.plaid.items import institution_slug_of
+from services.call_ledger import SqlCallLedger
+from services.connections import ConnectionRegistry
+from services.overlaps import find_overlaps
+from services.position_service import PositionService
+from services.provider_access import ProviderAccess
 
 REFRESH_ENDPOINT = "POST /investments/refresh"
 LEDGER_DAYS = 30
 
 
+@dataclass(frozen=True)
+class Fees:
+    """What the providers charge (USD), from the settings: set them from your contracts."""
+
+    plaid_item_monthly: float
+    plaid_refresh_call: float
+    snaptrade_user_monthly: float
+
+
 class CostService:
-    def __init__(self, services: Services) -> None:
-        self._services = services
+    def __init__(
+        self,
+        access: ProviderAccess,
+        connections: ConnectionRegistry,
+        ledger: SqlCallLedger,
+        positions: PositionService,
+        fees: Fees,
+    ) -> None:
+        self._access = access
+        self._connections = connections
+        self._ledger = ledger
+        self._positions = positions
+        self.fees = fees
 
     def report(self) -> dict[str, Any]:
-        from plaid_loader import institution_slug_of
-        from services.secret_store import plaid_tokens_prefix, snaptrade_user_secret_name
-
-        services = self._services
-        settings = services.settings
-        store = services.secret_store
-        email = services.user_email
+        fees = self.fees
+        store = self._access.secret_store
+        email = self._access.user_email
         prefix = plaid_tokens_prefix(email)
-        connections = {c.external_id: c for c in services.connections.list(email, "plaid")}
+        connections = {c.external_id: c for c in self._connections.list(email, "plaid")}
         waste: list[str] = []
 
         items: list[dict[str, Any]] = []
@@ -92,29 +110,29 @@ class CostService:
             )
 
         billable_items = sum(1 for item in items if item["billable"])
-        refresh_calls = self._ledger_count(REFRESH_ENDPOINT)
-        snaptrade_users = 1 if store.exists(snaptrade_user_secret_name(email)) else 0
-        plaid_monthly = round(billable_items * settings.plaid_item_monthly_usd, 2)
-        plaid_calls = round(refresh_calls * settings.plaid_refresh_call_usd, 2)
-        snaptrade_monthly = round(snaptrade_users * settings.snaptrade_user_monthly_usd, 2)
+        refresh_calls = self._ledger.count(endpoint=REFRESH_ENDPOINT, days=LEDGER_DAYS)
+        snaptrade_users = 1 if self._access.snaptrade_user_secret() is not None else 0
+        plaid_monthly = round(billable_items * fees.plaid_item_monthly, 2)
+        plaid_calls = round(refresh_calls * fees.plaid_refresh_call, 2)
+        snaptrade_monthly = round(snaptrade_users * fees.snaptrade_user_monthly, 2)
         return {
             "plaid": {
                 "items": items,
                 "billable_items": billable_items,
-                "item_monthly_usd": settings.plaid_item_monthly_usd,
+                "item_monthly_usd": fees.plaid_item_monthly,
                 "monthly_usd": plaid_monthly,
                 "refresh_calls_last_30_days": refresh_calls,
-                "refresh_call_usd": settings.plaid_refresh_call_usd,
+                "refresh_call_usd": fees.plaid_refresh_call,
                 "refresh_calls_usd": plaid_calls,
             },
             "snaptrade": {
                 "connected_users": snaptrade_users,
-                "user_monthly_usd": settings.snaptrade_user_monthly_usd,
+                "user_monthly_usd": fees.snaptrade_user_monthly,
                 "monthly_usd": snaptrade_monthly,
             },
             "estimated_monthly_usd": round(plaid_monthly + plaid_calls + snaptrade_monthly, 2),
             "waste": waste,
-            "calls_by_day": services.ledger.daily_counts(LEDGER_DAYS),
+            "calls_by_day": self._ledger.daily_counts(LEDGER_DAYS),
             "note": (
                 "Fees are the PLAID_ITEM_MONTHLY_USD, PLAID_REFRESH_CALL_USD and "
                 "SNAPTRADE_USER_MONTHLY_USD settings: set them from your contracts."
@@ -122,21 +140,6 @@ class CostService:
         }
 
     def _overlaps(self) -> list[dict[str, Any]]:
-        from services.overlaps import find_overlaps
-
-        positions = self._services.positions
+        positions = self._positions
         overlaps, _ = find_overlaps(positions.get_cached_positions(), positions.provider_priority)
         return [o.to_dict() for o in overlaps]
-
-    def _ledger_count(self, endpoint: str) -> int:
-        from datetime import timedelta
-
-        since = self._services.clock() - timedelta(days=LEDGER_DAYS)
-        with self._services.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(ProviderCall)
-                    .where(ProviderCall.endpoint == endpoint, ProviderCall.called_at >= since)
-                ).scalar_one()
-            )

@@ -10,12 +10,15 @@ skip a connection that needs repair and ``get_positions`` can say so.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from services.errors import BrokerageHubError, SecretNotFound
-
-if TYPE_CHECKING:
-    from services.composition import Services
+from core.errors import BrokerageHubError, InvalidInput
+from providers.plaid.health import check_plaid_connection_health
+from providers.snaptrade.health import check_snaptrade_connection_health
+from services.clock import Clock
+from services.connections import ConnectionRegistry
+from services.provider_access import ProviderAccess
 
 log = logging.getLogger(__name__)
 
@@ -23,29 +26,33 @@ SUPPORT_USE_CASE = "Portfolio rebalancing via MCP tools"
 
 
 class HealthService:
-    def __init__(self, services: Services) -> None:
-        self._services = services
+    def __init__(
+        self,
+        access: ProviderAccess,
+        connections: ConnectionRegistry,
+        clock: Clock,
+        *,
+        snaptrade_client_id: Callable[[], str],
+    ) -> None:
+        self._access = access
+        self._connections = connections
+        self._clock = clock
+        # Only the support request needs it; read when it is written.
+        self.snaptrade_client_id = snaptrade_client_id
 
     @property
     def user_email(self) -> str:
-        return self._services.user_email
+        return self._access.user_email
 
     # --- SnapTrade --------------------------------------------------------------------
 
     def snaptrade_rows(self, probe_trading: bool = False) -> list[dict[str, Any]]:
-        """The loader's health rows (raises when the accounts cannot be listed at all)."""
-        from services.secret_store import snaptrade_user_secret_name
-        from snaptrade_loader import check_snaptrade_connection_health
-
-        services = self._services
-        services.ensure_demo_user()
-        name = snaptrade_user_secret_name(self.user_email)
-        try:
-            secret = services.secret_store.get(name)
-        except SecretNotFound:
+        """The adapter's health rows (raises when the accounts cannot be listed at all)."""
+        secret = self._access.snaptrade_user_secret()
+        if secret is None:
             return []  # no SnapTrade user registered: genuinely no connections
         rows = check_snaptrade_connection_health(
-            self.user_email, services.snaptrade_client(), probe_trading, user_secret=secret
+            self.user_email, self._access.snaptrade_client(), probe_trading, user_secret=secret
         )
         for row in rows:
             self._record_snaptrade(row)
@@ -62,7 +69,7 @@ class HealthService:
         else:
             status, error = "ok", None
         try:
-            self._services.connections.record(
+            self._connections.record(
                 self.user_email,
                 "snaptrade",
                 row["authorization_id"],
@@ -77,19 +84,17 @@ class HealthService:
     # --- Plaid ------------------------------------------------------------------------
 
     def plaid_rows(self) -> list[dict[str, Any]]:
-        from plaid_loader import check_plaid_connection_health
-
-        services = self._services
-        services.ensure_demo_user()
+        if not self._access.plaid_token_names():
+            return []  # no Item linked: no client is made, no call is sent
         rows = check_plaid_connection_health(
             self.user_email,
-            services.plaid_client(),
-            store=services.secret_store,
-            now=services.clock(),
+            self._access.plaid_client(),
+            store=self._access.secret_store,
+            now=self._clock(),
         )
         for row in rows:
             try:
-                services.connections.record(
+                self._connections.record(
                     self.user_email,
                     "plaid",
                     row["institution_slug"],
@@ -111,11 +116,9 @@ class HealthService:
         look like "no connections") and does not hide the other provider.
         """
         if not isinstance(probe_trading, bool):
-            from services.errors import InvalidInput
-
             raise InvalidInput("probe_trading must be true or false", field="probe_trading")
         report: dict[str, Any] = {
-            "checked_at": self._services.clock().isoformat(),
+            "checked_at": self._clock().isoformat(),
             "probe_trading": probe_trading,
         }
         attention: list[str] = []
@@ -146,16 +149,6 @@ class HealthService:
 
     # --- the 1020 support request -----------------------------------------------------
 
-    def snaptrade_client_id(self) -> str:
-        settings = self._services.settings
-        if settings.snaptrade_client_id:
-            return settings.snaptrade_client_id
-        if settings.snaptrade_env == "emulator":
-            from sandbox import demo
-
-            return demo.SNAPTRADE_CLIENT_ID
-        return "(SNAPTRADE_CLIENT_ID is not set)"
-
     def snaptrade_support_request(self) -> str:
         """The request to SnapTrade support for app-level trading (error 1020), filled in.
 
@@ -179,7 +172,7 @@ class HealthService:
                 "Affected authorizations: " + ", ".join(r["authorization_id"] for r in affected),
                 "Brokerages: " + ", ".join(sorted({r["brokerage_name"] for r in affected})),
                 "Error: HTTP 403, code 1020 on get_order_impact / place_order endpoints",
-                f"Observed: {observed} (checked {self._services.clock().isoformat()})",
+                f"Observed: {observed} (checked {self._clock().isoformat()})",
                 f"Use case: {SUPPORT_USE_CASE}",
             ]
         )

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from services.normalized import institution_slug
+from core.normalized import institution_slug
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,27 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from services.errors import (
+from core.errors import (
     BrokerageHubError,
     ConnectionDisabled,
     LoginRequired,
     ProviderError,
     SecretStoreError,
 )
-from services.normalized import NormalizedPosition, institution_display_name
-
-if TYPE_CHECKING:
-    from services.composition import Services
+from core.normalized import NormalizedPosition, institution_display_name
+from providers.plaid.holdings import load_plaid_positions
+from providers.plaid.items import institution_slug_of
+from providers.snaptrade.accounts import (
+    authorization_id_of,
+    fetch_snaptrade_account,
+    list_user_accounts,
+)
+from providers.snaptrade.holdings import normalize_snaptrade_holdings
+from services.clock import Clock
+from services.connections import ConnectionRegistry
+from services.provider_access import ProviderAccess
 
 log = logging.getLogger(__name__)
 
@@ -87,31 +95,34 @@ def _in_parallel(work: Callable[[T], _SourceOutcome], items: list[T]) -> list[_S
         return list(pool.map(work, items))
 
 
-class PlaidPositionsFetcher:
+class _Fetcher:
+    provider: str
+
+    def __init__(
+        self, access: ProviderAccess, connections: ConnectionRegistry, clock: Clock
+    ) -> None:
+        self._access = access
+        self._connections = connections
+        self._clock = clock
+
+
+class PlaidPositionsFetcher(_Fetcher):
     provider = "plaid"
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
-
     def __call__(self, *, automatic: bool) -> ProviderFetch:
-        from plaid_loader import list_user_tokens
-
-        names = list_user_tokens(self._services.user_email, store=self._services.secret_store)
+        names = self._access.plaid_token_names()
         if not names:
             return ProviderFetch(positions=[])
-        client = self._services.plaid_client()
+        client = self._access.plaid_client()
         return _gather(
             self.provider,
             _in_parallel(lambda name: self._fetch_item(client, name, automatic), names),
         )
 
     def _fetch_item(self, client: Any, secret_name: str, automatic: bool) -> _SourceOutcome:
-        from plaid_loader import institution_slug_of, load_plaid_positions
-
-        services = self._services
-        email = services.user_email
+        email = self._access.user_email
         slug = institution_slug_of(secret_name)
-        state = services.connections.get(email, self.provider, slug)
+        state = self._connections.get(email, self.provider, slug)
         institution = (state and state.institution_name) or institution_display_name(slug)
         if automatic and state is not None and state.needs_repair:
             return _SourceOutcome(
@@ -125,14 +136,14 @@ class PlaidPositionsFetcher:
             )
         try:
             rows = load_plaid_positions(
-                services.secret_store.get(secret_name),
+                self._access.plaid_token(secret_name),
                 client,
                 user_email=email,
                 institution_slug=slug,
-                fetched_at=services.clock(),
+                fetched_at=self._clock(),
             )
         except ProviderError as exc:
-            services.connections.record_error(
+            self._connections.record_error(
                 email,
                 self.provider,
                 slug,
@@ -143,7 +154,7 @@ class PlaidPositionsFetcher:
             return _SourceOutcome(institution, error=exc)
         except SecretStoreError as exc:
             return _SourceOutcome(institution, error=exc)
-        services.connections.record(
+        self._connections.record(
             email,
             self.provider,
             slug,
@@ -155,23 +166,15 @@ class PlaidPositionsFetcher:
         return _SourceOutcome(institution, rows=rows)
 
 
-class SnapTradePositionsFetcher:
+class SnapTradePositionsFetcher(_Fetcher):
     provider = "snaptrade"
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
-
     def __call__(self, *, automatic: bool) -> ProviderFetch:
-        from services.secret_store import snaptrade_user_secret_name
-        from snaptrade_loader import _list_user_accounts_with_retry
-
-        services = self._services
-        secret_name = snaptrade_user_secret_name(services.user_email)
-        if not services.secret_store.exists(secret_name):
+        secret = self._access.snaptrade_user_secret()
+        if secret is None:
             return ProviderFetch(positions=[])
-        secret = services.secret_store.get(secret_name)
-        client = services.snaptrade_client()
-        accounts = _list_user_accounts_with_retry(client, services.user_email, secret)
+        client = self._access.snaptrade_client()
+        accounts = list_user_accounts(client, self._access.user_email, secret)
         return _gather(
             self.provider,
             _in_parallel(
@@ -182,19 +185,12 @@ class SnapTradePositionsFetcher:
     def _fetch_account(
         self, client: Any, secret: str, account: dict[str, Any], automatic: bool
     ) -> _SourceOutcome:
-        from snaptrade_loader import (
-            authorization_id_of,
-            fetch_snaptrade_account,
-            normalize_snaptrade_holdings,
-        )
-
-        services = self._services
-        email = services.user_email
+        email = self._access.user_email
         institution = str(account.get("institution_name") or "Unknown")
         account_id = str(account.get("id"))
         authorization_id = authorization_id_of(account)
         state = (
-            services.connections.get(email, self.provider, authorization_id)
+            self._connections.get(email, self.provider, authorization_id)
             if authorization_id
             else None
         )
@@ -213,12 +209,12 @@ class SnapTradePositionsFetcher:
             raw = fetch_snaptrade_account(client, email, secret, account)
         except ProviderError as exc:
             if authorization_id:
-                services.connections.record_error(
+                self._connections.record_error(
                     email, self.provider, authorization_id, exc, institution_name=institution
                 )
             return _SourceOutcome(institution, account_id=account_id, error=exc)
         if authorization_id:
-            services.connections.record(
+            self._connections.record(
                 email,
                 self.provider,
                 authorization_id,
@@ -227,6 +223,6 @@ class SnapTradePositionsFetcher:
                 synced=True,
             )
         rows = normalize_snaptrade_holdings(
-            {"accounts": [raw]}, user_email=email, fetched_at=services.clock()
+            {"accounts": [raw]}, user_email=email, fetched_at=self._clock()
         )
         return _SourceOutcome(institution, rows=rows, account_id=account_id)

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from services.errors import InvalidInput
-from services.normalized import PROVIDERS
+from core.errors import BrokerageHubError, InvalidInput
+from core.normalized import PROVIDERS
+from services.connections import ConnectionRegistry, ConnectionState
 from services.overlaps import find_overlaps
 from services.position_service import PositionService, PositionsResult
 
@@ -34,33 +35,36 @@ def validate_positions_request(format: str, refresh_provider: str | None) -> Non
         )
 
 
-def get_positions_view(
-    service: PositionService, format: str = "full", refresh_provider: str | None = None
-) -> dict[str, Any]:
-    """What ``get_positions`` answers: the positions in ``format`` plus ``cache_info``."""
-    validate_positions_request(format, refresh_provider)
-    refresh_error: str | None = None
-    if refresh_provider is not None:
-        try:
-            service.refresh_provider_positions(refresh_provider)
-        except ValueError as exc:
-            refresh_error = str(exc)
-        except Exception as exc:
-            message = getattr(exc, "message", None)
-            if message is None:
-                raise
-            refresh_error = message
-    # The refreshed provider is now fresh; the other is fetched only if its own cache expired.
-    result = service.get_all_positions(use_cache=True)
-    payload = render_positions(result, format, service.provider_priority)
-    add_connection_states(payload["cache_info"], service)
-    if refresh_provider is not None:
-        payload["refresh"] = {
-            "provider": refresh_provider,
-            "ok": refresh_error is None,
-            "error": refresh_error,
-        }
-    return payload
+class PositionViews:
+    """What ``get_positions`` answers, for the MCP tool, the JSON route, the CLI and the pages."""
+
+    def __init__(self, positions: PositionService, connections: ConnectionRegistry) -> None:
+        self.positions = positions
+        self._connections = connections
+
+    def answer(self, format: str = "full", refresh_provider: str | None = None) -> dict[str, Any]:
+        """The positions in ``format``, with cache_info; ``refresh_provider`` is fetched first."""
+        validate_positions_request(format, refresh_provider)
+        service = self.positions
+        refresh_error: str | None = None
+        if refresh_provider is not None:
+            try:
+                service.refresh_provider_positions(refresh_provider)
+            except ValueError as exc:
+                refresh_error = str(exc)
+            except BrokerageHubError as exc:
+                refresh_error = exc.message
+        # The refreshed provider is now fresh; the other is fetched only if its own cache expired.
+        result = service.get_all_positions(use_cache=True)
+        payload = render_positions(result, format, service.provider_priority)
+        add_connection_states(payload["cache_info"], self._connections.list(service.user_email))
+        if refresh_provider is not None:
+            payload["refresh"] = {
+                "provider": refresh_provider,
+                "ok": refresh_error is None,
+                "error": refresh_error,
+            }
+        return payload
 
 
 def render_positions(
@@ -106,7 +110,7 @@ def cache_info(result: PositionsResult) -> dict[str, Any]:
         age = meta.get("cache_age_hours")
         info[provider] = {
             "age_hours": round(age, 1) if age is not None else None,
-            "ttl_hours": PositionService.cache_hours_for_provider(provider),
+            "ttl_hours": meta.get("ttl_hours"),
             "from_cache": meta.get("from_cache"),
             "as_of": _iso(meta.get("fetched_at")),
             "next_refresh_after": _iso(meta.get("next_refresh_after")),
@@ -117,14 +121,8 @@ def cache_info(result: PositionsResult) -> dict[str, Any]:
     return info
 
 
-def add_connection_states(info: dict[str, Any], service: PositionService) -> None:
+def add_connection_states(info: dict[str, Any], states: list[ConnectionState]) -> None:
     """Each provider's connections as last seen; one that needs the person says so in attention."""
-    from services.connections import ConnectionRegistry
-
-    engine, clock = getattr(service, "_engine", None), getattr(service, "_clock", None)
-    if engine is None or clock is None:
-        return
-    states = ConnectionRegistry(engine, clock).list(service.user_email)
     for provider, entry in info.items():
         mine = [state for state in states if state.provider == provider]
         entry["connections"] = [

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from services import provider_calls
+from tests.retry_waits import RETRY_WAITS, record_retry_wait
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -43,22 +43,18 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(autouse=True)
-def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+def retry_sleeps() -> list[float]:
     """Retries record how long they would have waited; nothing sleeps."""
-    waits: list[float] = []
-    monkeypatch.setattr(provider_calls.RETRY_POLICY, "sleep", waits.append)
-    monkeypatch.setattr(provider_calls.RETRY_POLICY, "attempts", 3)
-    return waits
+    RETRY_WAITS.clear()
+    return RETRY_WAITS
 
 
 @pytest.fixture(autouse=True)
-def _restore_cache_hours() -> Iterator[None]:
-    from settings import PROVIDER_CACHE_HOURS
+def _fresh_redaction_registry() -> None:
+    """Each test registers its own credentials, as a new process would: none is masked by luck."""
+    from services.redaction import forget_registered_secrets
 
-    saved = dict(PROVIDER_CACHE_HOURS)
-    yield
-    PROVIDER_CACHE_HOURS.clear()
-    PROVIDER_CACHE_HOURS.update(saved)
+    forget_registered_secrets()
 
 
 @pytest.fixture
@@ -118,7 +114,7 @@ def make_services(tmp_path: Path, database_url: str, emulator: Any, clock: Any, 
     from services.db import make_engine, upgrade_schema
 
     settings = make_settings(tmp_path, database_url, **env)
-    services = build_services(settings, clock=clock, emulator=emulator)
+    services = build_services(settings, clock=clock, emulator=emulator, sleep=record_retry_wait)
     upgrade_schema(make_engine(database_url))
     return services
 

@@ -46,6 +46,7 @@ from sandbox import data, demo
 from sandbox.server import start_emulator
 from services.models import PositionRow, ProviderCall, TradeOrder, TradePreview
 from tests.conftest import FakeClock, find_secrets, make_services, make_settings
+from tests.retry_waits import record_retry_wait
 from tests.web_fixtures import make_app
 
 ATTEMPTS = 3  # PROVIDER_RETRY_ATTEMPTS below, and what conftest's retry_sleeps sets
@@ -295,7 +296,7 @@ def web_plaid_link(hub: Hub, provider: str, *, update: bool = False) -> Outcome:
     status = checked_response(client.get(f"/api/plaid/link/{job_id}")).get_json()
     link_token = urlsplit(status["hosted_link_url"]).path.rsplit("/", 1)[1]
     hub.controls.complete_link(link_token, "merrill-lynch")
-    job = hub.services.linking.wait_for_job(job_id, 30)
+    job = hub.services.plaid_link.wait_for_job(job_id, 30)
     assert job.finished, job
     answer = checked_response(client.get(f"/api/plaid/link/{job_id}"))
     page = checked_response(client.get(location))
@@ -608,7 +609,7 @@ def copied_services(root: Path, emulator: Any, clock: FakeClock, **env: str) -> 
     from services.composition import build_services
 
     settings = make_settings(root, f"sqlite:///{root / 'hub.db'}", **env)
-    return build_services(settings, clock=clock, emulator=emulator)
+    return build_services(settings, clock=clock, emulator=emulator, sleep=record_retry_wait)
 
 
 def inject(hub: Hub, endpoint: str, fault: Fault) -> None:

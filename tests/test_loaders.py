@@ -21,6 +21,7 @@ from services.errors import (
     RateLimited,
     TradingNotPermitted,
 )
+from tests.retry_waits import recording_retry_policy
 
 HOLDINGS = "plaid /investments/holdings/get"
 IBKR = "interactive-brokers"
@@ -29,13 +30,21 @@ MERRILL = "merrill-lynch"
 
 def plaid_client(emulator: Any, **kwargs: Any) -> Any:
     return plaid_loader.make_plaid_client(
-        emulator.plaid_url, demo.PLAID_CLIENT_ID, demo.PLAID_SECRET, **kwargs
+        emulator.plaid_url,
+        demo.PLAID_CLIENT_ID,
+        demo.PLAID_SECRET,
+        **kwargs,
+        retry_policy=recording_retry_policy(),
     )
 
 
 def snap_client(emulator: Any, **kwargs: Any) -> Any:
     return snaptrade_loader.make_snaptrade_client(
-        emulator.snaptrade_url, demo.SNAPTRADE_CLIENT_ID, demo.SNAPTRADE_CONSUMER_KEY, **kwargs
+        emulator.snaptrade_url,
+        demo.SNAPTRADE_CLIENT_ID,
+        demo.SNAPTRADE_CONSUMER_KEY,
+        **kwargs,
+        retry_policy=recording_retry_policy(),
     )
 
 
@@ -114,7 +123,9 @@ def test_ibkr_from_plaid_and_from_snaptrade_describe_the_same_holdings(emulator:
 
 
 def test_a_wrong_plaid_secret_is_an_auth_error_and_not_retried(emulator: Any) -> None:
-    client = plaid_loader.make_plaid_client(emulator.plaid_url, demo.PLAID_CLIENT_ID, "wrong")
+    client = plaid_loader.make_plaid_client(
+        emulator.plaid_url, demo.PLAID_CLIENT_ID, "wrong", retry_policy=recording_retry_policy()
+    )
     with pytest.raises(ProviderAuthError) as caught:
         plaid_loader.fetch_plaid_holdings(demo.PLAID_ACCESS_TOKENS[IBKR], client)
     assert caught.value.provider == "plaid"
@@ -123,7 +134,10 @@ def test_a_wrong_plaid_secret_is_an_auth_error_and_not_retried(emulator: Any) ->
 
 def test_a_wrong_consumer_key_is_an_auth_error(emulator: Any) -> None:
     client = snaptrade_loader.make_snaptrade_client(
-        emulator.snaptrade_url, demo.SNAPTRADE_CLIENT_ID, "not-the-key"
+        emulator.snaptrade_url,
+        demo.SNAPTRADE_CLIENT_ID,
+        "not-the-key",
+        retry_policy=recording_retry_policy(),
     )
     with pytest.raises(ProviderAuthError) as caught:
         snaptrade_loader.fetch_snaptrade_holdings(
@@ -244,7 +258,10 @@ def test_a_dead_server_is_unavailable_and_the_error_hides_the_user_secret() -> N
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     client = snaptrade_loader.make_snaptrade_client(
-        f"http://127.0.0.1:{port}", demo.SNAPTRADE_CLIENT_ID, demo.SNAPTRADE_CONSUMER_KEY
+        f"http://127.0.0.1:{port}",
+        demo.SNAPTRADE_CLIENT_ID,
+        demo.SNAPTRADE_CONSUMER_KEY,
+        retry_policy=recording_retry_policy(),
     )
     with pytest.raises(ProviderUnavailable) as caught:
         snaptrade_loader.fetch_snaptrade_holdings(
@@ -262,7 +279,11 @@ def test_every_provider_request_lands_in_the_call_ledger(emulator: Any) -> None:
             records.append(fields)
 
     client = plaid_loader.make_plaid_client(
-        emulator.plaid_url, demo.PLAID_CLIENT_ID, demo.PLAID_SECRET, sink=Sink()
+        emulator.plaid_url,
+        demo.PLAID_CLIENT_ID,
+        demo.PLAID_SECRET,
+        sink=Sink(),
+        retry_policy=recording_retry_policy(),
     )
     plaid_loader.fetch_plaid_holdings(demo.PLAID_ACCESS_TOKENS[IBKR], client, subject=IBKR)
     assert len(records) == 1

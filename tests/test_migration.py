@@ -9,7 +9,6 @@ import pytest
 
 from sandbox import data as demo_data
 from sandbox import demo
-from services.position_views import get_positions_view
 from services.secret_store import plaid_token_name
 
 IBKR = "interactive-brokers"
@@ -40,12 +39,12 @@ def hub(
         monkeypatch.setenv(name, value)
     with mock_aws():
         services.__dict__["secret_store"] = AwsSecretStore("us-east-1")
-        services.ensure_demo_user()  # the demo tokens, now in Secrets Manager
+        services.seed_demo_user()  # the demo tokens, now in Secrets Manager
         yield services
 
 
 def before_state(hub: Any) -> dict[str, Any]:
-    view = get_positions_view(hub.positions, "full")
+    view = hub.position_views.answer("full")
     return {
         "rows": sorted(
             (p["provider"], p["institution"], p["ticker"] or "", p["quantity"])
@@ -80,7 +79,7 @@ def test_the_users_scenario_moves_ibkr_and_keeps_the_totals(hub: Any, emulator: 
         "resync",
         "verify_after",
     ]
-    view = get_positions_view(hub.positions, "full")
+    view = hub.position_views.answer("full")
     by_provider = {
         provider: {p["institution"] for p in view["positions"] if p["provider"] == provider}
         for provider in ("plaid", "snaptrade")
@@ -129,15 +128,15 @@ def test_a_failed_plaid_removal_keeps_the_secret_and_reports(hub: Any, emulator:
 def test_different_holdings_stop_before_anything_is_touched(
     services: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import snaptrade_loader
+    import services.migration.service as migration_steps
 
-    real = snaptrade_loader.load_snaptrade_positions
+    real = migration_steps.load_snaptrade_positions
 
     def one_position_short(*args: Any, **kwargs: Any) -> list[Any]:
         rows = real(*args, **kwargs)
         return [r for r in rows if r.ticker != "TSLA"]
 
-    monkeypatch.setattr(snaptrade_loader, "load_snaptrade_positions", one_position_short)
+    monkeypatch.setattr(migration_steps, "load_snaptrade_positions", one_position_short)
     report = services.migrations.migrate(IBKR, execute=True)
     assert report["status"] == "stopped"
     verify = next(s for s in report["steps"] if s["step"] == "verify_holdings")

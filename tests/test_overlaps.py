@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from sandbox import data as demo_data
-from services.position_views import get_positions_view
 
 
 def ibkr_usd_value() -> float:
@@ -24,7 +23,7 @@ def usd_total_of(rows: list[dict[str, Any]]) -> float:
 
 
 def test_ibkr_is_reported_as_an_overlap_and_counted_once(services: Any) -> None:
-    full = get_positions_view(services.positions, "full")
+    full = services.position_views.answer("full")
     (overlap,) = full["overlaps"]
     assert overlap["institution"] == "Interactive Brokers"
     assert overlap["providers"] == ["snaptrade", "plaid"]
@@ -44,8 +43,8 @@ def test_ibkr_is_reported_as_an_overlap_and_counted_once(services: Any) -> None:
 
 @pytest.mark.parametrize("format", ["summary", "by_account", "list"])
 def test_every_format_counts_the_overlap_once(services: Any, format: str) -> None:
-    full = get_positions_view(services.positions, "full")
-    view = get_positions_view(services.positions, format)
+    full = services.position_views.answer("full")
+    view = services.position_views.answer(format)
     totals = view["summary"]["totals"] if format == "summary" else view["totals"]
     assert totals == full["totals"]
     assert view["overlaps"] == full["overlaps"]
@@ -67,6 +66,6 @@ def test_provider_priority_decides_which_copy_counts(
     services = make_services(
         tmp_path, sqlite_url, emulator, clock, PROVIDER_PRIORITY="plaid,snaptrade"
     )
-    full = get_positions_view(services.positions, "full")
+    full = services.position_views.answer("full")
     assert full["overlaps"][0]["counted_under"] == "plaid"
     assert {p["provider"] for p in full["positions"] if p["duplicate"]} == {"snaptrade"}

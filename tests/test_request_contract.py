@@ -1,35 +1,58 @@
-"""What Brokerage Hub sends fits the providers' own request schemas.
+"""What Brokerage Hub sends, and what it gets back, fits the providers' contracts.
 
 Every SnapTrade call the project makes (``registerUser``, ``login``, ``/accounts``,
 balances, ``positions/all``, an authorization's detail, symbol search, order impact,
 placing an order) and every Plaid call (holdings, Item, Item removal, Link token create
 and get, public token exchange) is made through the real code paths against the
-emulator, which records each request (credentials masked). Each recorded request is then
-checked against the operation in the official spec (``shared/specs``):
+emulator, which records each request (credentials masked).
+
+SnapTrade requests are checked against the operation in SnapTrade's own spec
+(``tests/specs``):
 
 * query parameters: every required one present, none undeclared (the SnapTrade SDK's
   ``clientId`` and ``timestamp`` are the spec's security schemes), each value valid for
   its schema; path parameters valid for theirs (ids are UUIDs);
 * JSON bodies: valid for the operation's ``requestBody`` schema ($refs resolved,
-  ``nullable`` honoured), a required body present, and no property the schema does not
-  declare (a misspelt field would otherwise pass silently).
+  ``nullable`` honoured, string formats checked), a required body present, and no
+  property the schema does not declare (a misspelt field would otherwise pass silently).
 
-The spec answers are checked in ``test_emulator_contract.py``; this file checks the questions.
+Plaid requests are checked against the plaid-python SDK's request model for the
+operation (Plaid's spec is not in the repo, see ``tests/specs/README.md``): the body
+parses strictly into that model, with no field or enum value the model does not know.
+
+Every answer the project receives on the way is checked too, against the same contracts;
+``test_emulator_contract.py`` checks each emulator endpoint's answers in more cases.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import plaid
 import pytest
-from jsonschema import FormatChecker
+from jsonschema import ValidationError
 from openapi_schema_validator import OAS30WriteValidator
+from plaid.model.country_code import CountryCode
+from plaid.model.link_token_create_hosted_link import LinkTokenCreateHostedLink
+from plaid.model.link_token_create_request import LinkTokenCreateRequest
+from plaid.model.link_token_create_request_user import LinkTokenCreateRequestUser
+from plaid.model.products import Products
 
 from sandbox import data, demo
+from sandbox.faults import RecordedRequest
 from tests.conftest import FakeClock, make_services
-from tests.emulator_fixtures import PLAID_SPEC, SNAPTRADE_SPEC, _load_spec, require_specs
+from tests.emulator_fixtures import (
+    SNAPTRADE_SPEC,
+    AnswerTap,
+    PlaidModels,
+    load_spec,
+    snaptrade_spec,
+    spec_format_checker,
+)
 
 SCHWAB_ACCOUNT = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 IBKR_AUTH = data.SNAPTRADE_AUTHORIZATION_IDS["interactive-brokers"]
@@ -61,10 +84,8 @@ class RequestSchemas:
     """The request side of one OpenAPI 3.0 spec: parameters and request bodies."""
 
     def __init__(self, spec_path: Path) -> None:
-        self.spec = _load_spec(spec_path)
-        checker = FormatChecker(formats=())
-        checker.checkers = dict(OAS30WriteValidator.FORMAT_CHECKER.checkers)
-        self._format_checker = checker
+        self.spec = load_spec(spec_path)
+        self._format_checker = spec_format_checker()
         self._query_keys = {
             scheme["name"]
             for scheme in self.spec.get("components", {}).get("securitySchemes", {}).values()
@@ -214,8 +235,8 @@ def every_call_the_project_makes(hub: Any, new_user: Any, emulator: Any) -> None
 
     # SnapTrade: register + portal, reconnect, positions, health with the trading probe,
     # previews (Market and Limit, BUY and SELL) and one placement.
-    new_user.linking.start_snaptrade_connection("read", return_url=back)
-    hub.linking.start_snaptrade_connection("trade", IBKR_AUTH, return_url=back)
+    new_user.snaptrade_portal.start_snaptrade_connection("read", return_url=back)
+    hub.snaptrade_portal.start_snaptrade_connection("trade", IBKR_AUTH, return_url=back)
     hub.positions.get_all_positions()
     hub.health.check_connections(probe_trading=True)
     market = hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "BUY", 2)
@@ -224,17 +245,16 @@ def every_call_the_project_makes(hub: Any, new_user: Any, emulator: Any) -> None
 
     # Plaid: Hosted Link for a new Item (create, poll, exchange), update mode, Item health,
     # and moving IBKR to SnapTrade (holdings on both sides, then /item/remove).
-    job = new_user.linking.start_plaid_link(poll_seconds=0.02)
+    job = new_user.plaid_link.start_plaid_link(poll_seconds=0.02)
     emulator.controls.complete_link(job.link_token, "merrill-lynch")
-    assert new_user.linking.wait_for_job(job.job_id, 15).status == "done"
-    update = hub.linking.start_plaid_update("merrill-lynch", poll_seconds=0.02)
+    assert new_user.plaid_link.wait_for_job(job.job_id, 15).status == "done"
+    update = hub.plaid_link.start_plaid_update("merrill-lynch", poll_seconds=0.02)
     emulator.controls.complete_link(update.link_token, "merrill-lynch")
-    hub.linking.wait_for_job(update.job_id, 15)
+    hub.plaid_link.wait_for_job(update.job_id, 15)
     assert hub.migrations.migrate("interactive-brokers", execute=True)["ok"]
 
 
 def test_every_snaptrade_request_fits_the_spec(hub: Any, new_user: Any, emulator: Any) -> None:
-    require_specs()
     schemas = RequestSchemas(SNAPTRADE_SPEC)
     every_call_the_project_makes(hub, new_user, emulator)
     recorded = [r for r in emulator.controls.requests() if r.endpoint.startswith("snaptrade ")]
@@ -247,14 +267,32 @@ def test_every_snaptrade_request_fits_the_spec(hub: Any, new_user: Any, emulator
     assert all(demo.SNAPTRADE_USER_SECRET not in repr(r) for r in recorded)
 
 
-def test_every_plaid_request_fits_the_spec(hub: Any, new_user: Any, emulator: Any) -> None:
-    require_specs()
-    schemas = RequestSchemas(PLAID_SPEC)
+def plaid_request_problems(models: PlaidModels, recorded: RecordedRequest) -> list[str]:
+    """Every way a recorded Plaid request breaks its operation in the SDK.
+
+    Plaid takes a JSON body by POST and nothing in the query (the credentials
+    travel in headers); the body must parse strictly into the SDK's request model.
+    """
+    problems = [f"undeclared query parameter {name}" for name in recorded.query]
+    if recorded.method != "POST":
+        problems.append(f"sent by {recorded.method}, not POST")
+    if not recorded.body_is_json:
+        return [*problems, "the body is not JSON"]
+    path = recorded.endpoint.split(" ", 1)[1]
+    return problems + models.request_problems(path, recorded.body)
+
+
+def test_every_plaid_request_fits_the_sdk_request_models(
+    hub: Any, new_user: Any, emulator: Any
+) -> None:
+    models = PlaidModels()
     every_call_the_project_makes(hub, new_user, emulator)
     recorded = [r for r in emulator.controls.requests() if r.endpoint.startswith("plaid ")]
     assert {r.endpoint for r in recorded} == PLAID_CALLS
     problems = {
-        f"{r.method} {r.endpoint}: {problem}" for r in recorded for problem in schemas.check(r)
+        f"{r.method} {r.endpoint}: {problem}"
+        for r in recorded
+        for problem in plaid_request_problems(models, r)
     }
     assert not problems, "\n".join(sorted(problems))
     assert all(
@@ -262,11 +300,42 @@ def test_every_plaid_request_fits_the_spec(hub: Any, new_user: Any, emulator: An
     )
 
 
-def test_the_checker_catches_what_it_should(emulator: Any) -> None:
-    """A request that breaks the spec in each way the checker looks for is refused."""
-    from sandbox.faults import RecordedRequest
+def test_every_answer_the_project_receives_fits_the_provider_contracts(
+    hub: Any, new_user: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plaid answers parse strictly into the SDK's models; SnapTrade answers fit the spec,
+    string formats included (so no URL in them points at the emulator's loopback host)."""
+    tap = AnswerTap(monkeypatch)
+    every_call_the_project_makes(hub, new_user, emulator)
+    models, spec = PlaidModels(), snaptrade_spec()
+    plaid_base, snaptrade_base = (
+        urlsplit(u).path for u in (emulator.plaid_url, emulator.snaptrade_url)
+    )
+    received, problems = set(), []
+    for method, url, status, raw in tap.answers:
+        path = urlsplit(url).path
+        answer = json.loads(raw)
+        if url.startswith(emulator.plaid_url):
+            endpoint = path.removeprefix(plaid_base)
+            received.add(f"plaid {endpoint}")
+            problems += [
+                f"{status} from plaid {endpoint}: {problem}"
+                for problem in models.answer_problems(endpoint, status, answer)
+            ]
+        else:
+            assert url.startswith(emulator.snaptrade_url), url
+            template = spec.template_of(method, path.removeprefix(snaptrade_base))
+            received.add(f"snaptrade {template}")
+            try:
+                spec.validate(method, template, status, answer)
+            except ValidationError as error:
+                where = "/".join(map(str, error.absolute_path)) or "(top)"
+                problems.append(f"{status} from snaptrade {template}: {where}: {error.message}")
+    assert received == PLAID_CALLS | SNAPTRADE_CALLS
+    assert not problems, "\n".join(dict.fromkeys(problems))  # each distinct problem once
 
-    require_specs()
+
+def test_the_snaptrade_request_check_refuses_each_kind_of_mistake() -> None:
     schemas = RequestSchemas(SNAPTRADE_SPEC)
 
     def impact(body: Any, **query: list[str]) -> list[str]:
@@ -300,3 +369,34 @@ def test_the_checker_catches_what_it_should(emulator: Any) -> None:
         RecordedRequest("snaptrade /accounts", "GET", {}, {"userSecret": ["x"]}, None, True)
     )
     assert missing_user == ["required query parameter userId is missing"]
+
+
+def test_the_plaid_request_check_refuses_each_kind_of_mistake() -> None:
+    models = PlaidModels()
+    # The body as the SDK sends it, built from its request models as the project builds it.
+    good = plaid.ApiClient.sanitize_for_serialization(
+        LinkTokenCreateRequest(
+            client_name="Brokerage Hub",
+            language="en",
+            country_codes=[CountryCode("US")],
+            user=LinkTokenCreateRequestUser(client_user_id=NEW_USER),
+            products=[Products("investments")],
+            hosted_link=LinkTokenCreateHostedLink(),
+        )
+    )
+
+    def problems(body: Any, **query: list[str]) -> list[str]:
+        recorded = RecordedRequest("plaid /link/token/create", "POST", {}, query, body, True)
+        return plaid_request_problems(models, recorded)
+
+    assert problems(good) == []
+    unnamed = {key: value for key, value in good.items() if key != "client_name"}
+    assert any("missing" in p and "'client_name'" in p for p in problems(unnamed))
+    assert any("country_codes" in p for p in problems({**good, "country_codes": "US"}))
+    assert any("client_name" in p for p in problems({**good, "client_name": 7}))
+    assert any("investmentz" in p for p in problems({**good, "products": ["investmentz"]}))
+    assert any("client_nme" in p for p in problems({**good, "client_nme": "Hub"}))
+    assert any("client_user_id" in p for p in problems({**good, "user": {}}))
+    assert problems(good, debug=["1"]) == ["undeclared query parameter debug"]
+    not_json = RecordedRequest("plaid /item/get", "POST", {}, {}, "access_token=x", False)
+    assert plaid_request_problems(models, not_json) == ["the body is not JSON"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -36,7 +37,13 @@ import snaptrade_loader
 from mcp_server import build_server
 from sandbox import data, demo
 from services.errors import BrokerageHubError
-from tests.conftest import FakeClock, find_secrets, make_services, secrets_in_database
+from tests.conftest import (
+    FakeClock,
+    find_secrets,
+    make_services,
+    secrets_in_database,
+)
+from tests.retry_waits import recording_retry_policy
 from tests.web_fixtures import TEST_PASSWORD, csrf_token, log_in, make_app
 
 SCHWAB_ACCOUNT = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
@@ -221,7 +228,7 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
     job_id = job_path.rsplit("/", 1)[1]
     status = keep("link status", client.get(f"/api/plaid/link/{job_id}")).get_json()
     emulator.controls.complete_link(status["hosted_link_url"].rsplit("/", 1)[1], "merrill-lynch")
-    hub.linking.wait_for_job(job_id, 15)
+    hub.plaid_link.wait_for_job(job_id, 15)
     keep("link page", client.get(job_path))
     keep("link status done", client.get(f"/api/plaid/link/{job_id}"))
     keep("link unknown", client.get("/api/plaid/link/unknown-job"))
@@ -354,7 +361,10 @@ def test_urllib3s_message_with_the_user_secret_in_the_url_is_not_passed_on() -> 
 
     # And through Brokerage Hub's own client.
     client = snaptrade_loader.make_snaptrade_client(
-        closed_port_url(), demo.SNAPTRADE_CLIENT_ID, demo.SNAPTRADE_CONSUMER_KEY
+        closed_port_url(),
+        demo.SNAPTRADE_CLIENT_ID,
+        demo.SNAPTRADE_CONSUMER_KEY,
+        retry_policy=recording_retry_policy(),
     )
     with pytest.raises(BrokerageHubError) as caught:
         snaptrade_loader.fetch_snaptrade_holdings(
@@ -386,13 +396,14 @@ def echoing_provider(answer: Callable[[Request], tuple[int, dict[str, Any]]]) ->
 
 
 def plaid_echo(request: Request) -> tuple[int, dict[str, Any]]:
-    """Plaid's error shape, echoing the request's access token and the client secret."""
-    token = (request.get_json(silent=True) or {}).get("access_token")
+    """Plaid's error shape, echoing the request's access or public token and the client secret."""
+    body = request.get_json(silent=True) or {}
+    token = body.get("access_token") or body.get("public_token")
     secret = request.headers.get("PLAID-SECRET")
     return 400, {
         "error_type": "INVALID_INPUT",
         "error_code": "INVALID_FIELD",
-        "error_message": f"access token {token} is not valid for secret {secret}",
+        "error_message": f"token {token} is not valid for secret {secret}",
         "display_message": None,
         "request_id": "req-echo",
     }
@@ -417,7 +428,10 @@ def test_provider_errors_that_echo_credentials_are_redacted_on_every_surface(
     with echoing_provider(plaid_echo) as plaid_url, echoing_provider(snaptrade_echo) as snap_url:
         # The provocation: the raw errors carry every credential.
         raw_plaid = plaid_loader.make_plaid_client(
-            plaid_url, demo.PLAID_CLIENT_ID, demo.PLAID_SECRET
+            plaid_url,
+            demo.PLAID_CLIENT_ID,
+            demo.PLAID_SECRET,
+            retry_policy=recording_retry_policy(),
         )
         with pytest.raises(plaid.ApiException) as raw:
             raw_plaid.item_get(ItemGetRequest(access_token=IBKR_TOKEN))
@@ -500,3 +514,71 @@ def test_provider_errors_that_echo_credentials_are_redacted_on_every_surface(
             assert secrets_in_database(hub.engine) == []
         finally:
             hub.close()
+
+
+def test_a_credential_handed_straight_to_an_adapter_function_is_redacted_when_echoed() -> None:
+    """Secrets that never passed through the secret store are registered where they enter."""
+    from snaptrade_broker_adapter import SnapTradeBrokerAdapter
+
+    schwab_account = {"id": SCHWAB_ACCOUNT, "brokerage_authorization": None}
+    with echoing_provider(plaid_echo) as plaid_url, echoing_provider(snaptrade_echo) as snap_url:
+        plaid_client = plaid_loader.make_plaid_client(
+            plaid_url,
+            demo.PLAID_CLIENT_ID,
+            demo.PLAID_SECRET,
+            retry_policy=recording_retry_policy(),
+        )
+        snap_client = snaptrade_loader.make_snaptrade_client(
+            snap_url,
+            demo.SNAPTRADE_CLIENT_ID,
+            demo.SNAPTRADE_CONSUMER_KEY,
+            retry_policy=recording_retry_policy(),
+        )
+        plaid_calls: dict[str, Callable[[str], Any]] = {
+            "fetch_plaid_holdings": lambda t: plaid_loader.fetch_plaid_holdings(t, plaid_client),
+            "load_plaid_positions": lambda t: plaid_loader.load_plaid_positions(
+                t, plaid_client, user_email=demo.DEMO_USER_EMAIL, institution_slug="ibkr"
+            ),
+            "get_plaid_item": lambda t: plaid_loader.get_plaid_item(t, plaid_client),
+            "create_link_token": lambda t: plaid_loader.create_link_token(
+                plaid_client, demo.DEMO_USER_EMAIL, access_token=t
+            ),
+            "exchange_public_token": lambda t: plaid_loader.exchange_public_token(t, plaid_client),
+            "remove_plaid_connection": lambda t: plaid_loader.remove_plaid_connection(
+                t, plaid_client
+            ),
+        }
+        snaptrade_calls: dict[str, Callable[[str], Any]] = {
+            "login_snaptrade_user": lambda s: snaptrade_loader.login_snaptrade_user(
+                snap_client, demo.DEMO_USER_EMAIL, s
+            ),
+            "list_snaptrade_connections": lambda s: snaptrade_loader.list_snaptrade_connections(
+                demo.DEMO_USER_EMAIL, snap_client, user_secret=s
+            ),
+            "fetch_snaptrade_account": lambda s: snaptrade_loader.fetch_snaptrade_account(
+                snap_client, demo.DEMO_USER_EMAIL, s, schwab_account
+            ),
+            "fetch_snaptrade_holdings": lambda s: snaptrade_loader.fetch_snaptrade_holdings(
+                demo.DEMO_USER_EMAIL, snap_client, user_secret=s
+            ),
+            "load_snaptrade_positions": lambda s: snaptrade_loader.load_snaptrade_positions(
+                demo.DEMO_USER_EMAIL, snap_client, user_secret=s
+            ),
+            "check_snaptrade_connection_health": lambda s: (
+                snaptrade_loader.check_snaptrade_connection_health(
+                    demo.DEMO_USER_EMAIL, snap_client, user_secret=s
+                )
+            ),
+            "SnapTradeBrokerAdapter.list_accounts": lambda s: SnapTradeBrokerAdapter(
+                snap_client, demo.DEMO_USER_EMAIL, s
+            ).list_accounts(),
+        }
+        for name, call in {**plaid_calls, **snaptrade_calls}.items():
+            # A value nothing else has seen, in no shape a pattern knows: only the function's
+            # own registration can mask it.
+            fresh = secrets.token_hex(16)
+            with pytest.raises(BrokerageHubError) as caught:
+                call(fresh)
+            text = error_texts(caught.value)
+            assert "INVALID_FIELD" in text or "does not match" in text, (name, text)
+            assert fresh not in text, f"{name} showed the credential it was given"

@@ -29,12 +29,35 @@ def test_cache_hours_follow_the_environment() -> None:
     assert settings.provider_cache_hours == {"plaid": 96, "snaptrade": 6}
 
 
-def test_provider_cache_hours_is_importable_and_follows_build_services(tmp_path: Path) -> None:
+def test_provider_cache_hours_reports_what_a_built_service_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import settings
     from services.composition import build_services
-    from settings import PROVIDER_CACHE_HOURS
+    from services.position_service import PositionService
 
-    build_services(load(PLAID_CACHE_HOURS="12", INSTANCE_DIR=str(tmp_path)))
-    assert PROVIDER_CACHE_HOURS == {"plaid": 12, "snaptrade": 24}
+    monkeypatch.setenv("PLAID_CACHE_HOURS", "12")
+    monkeypatch.setenv("INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    hub = build_services()
+    try:
+        assert settings.PROVIDER_CACHE_HOURS == {"plaid": 12, "snaptrade": 24}
+        for provider, hours in settings.PROVIDER_CACHE_HOURS.items():
+            assert hub.positions.cache_hours_for_provider(provider) == hours
+            assert PositionService.cache_hours_for_provider(provider) == hours
+    finally:
+        hub.close()
+
+
+def test_provider_cache_hours_is_read_when_asked_not_at_import(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import settings
+
+    monkeypatch.setenv("SNAPTRADE_CACHE_HOURS", "3")
+    assert settings.PROVIDER_CACHE_HOURS["snaptrade"] == 3
+    monkeypatch.setenv("SNAPTRADE_CACHE_HOURS", "5")
+    assert settings.PROVIDER_CACHE_HOURS["snaptrade"] == 5
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,44 @@
+"""Setting up: the schema, the web password, the demo login."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from cli.output import run_cli
+from services.db import upgrade_schema
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("migrate")
+    def migrate() -> None:
+        """Bring the database schema up to date."""
+        upgrade_schema(app.extensions["services"].engine)
+        click.echo("database schema is up to date")
+
+    @app.cli.command("set-password")
+    @click.password_option(
+        envvar="BROKERAGE_HUB_NEW_PASSWORD",
+        help="The new password (asked twice when not given). Scripts can pass it in the "
+        "environment variable BROKERAGE_HUB_NEW_PASSWORD, which other users cannot read "
+        "the way they can read a command line.",
+    )
+    def set_password(password: str) -> None:
+        """Set the web app's password for DEFAULT_USER_EMAIL (only a hash is stored)."""
+        web_auth = app.extensions["services"].web_auth
+        run_cli(lambda: web_auth.passwords.set_password(password), quiet=True)
+        click.echo(f"password set for {web_auth.user_email}")
+
+    @app.cli.command("demo-login")
+    def demo_login() -> None:
+        """Emulator mode: print the demo login (a password is made up the first time)."""
+        svc = app.extensions["services"]
+        if not svc.emulator_mode:
+            if not svc.web_auth.has_password():
+                click.echo("no web password is set: run `flask --app app set-password`", err=True)
+            return
+        password = svc.web_auth.passwords.ensure_demo_password()
+        if password is None:
+            click.echo(f"web login: {svc.user_email} with the password set by set-password")
+        else:
+            click.echo(f"demo login (emulator mode): {svc.user_email} / {password}")

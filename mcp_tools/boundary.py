@@ -1,0 +1,60 @@
+"""The one error boundary every MCP tool goes through.
+
+Only ``ToolError`` carries its message to the model (any other exception is masked
+as a bare "Error executing tool"), so the project's own errors become ToolError
+here, once, with their message; anything else is logged and reported as an
+internal error, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+from core.errors import BrokerageHubError
+
+if TYPE_CHECKING:
+    from services.composition import Services
+
+log = logging.getLogger(__name__)
+
+ServicesFactory = Callable[[], "Services"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tool_error(exc: BaseException) -> ToolError:
+    """Our errors become ToolError so their message reaches the model (others are masked)."""
+    if isinstance(exc, ToolError):
+        return exc
+    if isinstance(exc, BrokerageHubError):
+        return ToolError(exc.message)
+    log.error("tool failed unexpectedly", exc_info=exc)
+    return ToolError("internal error; see the server log")
+
+
+def tool_boundary(fn: F) -> F:
+    """Wrap a tool (sync or async) so every failure leaves through :func:`tool_error`."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_tool(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                raise tool_error(exc) from exc
+
+        return async_tool  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def tool(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise tool_error(exc) from exc
+
+    return tool  # type: ignore[return-value]

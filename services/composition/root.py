@@ -1,0 +1,341 @@
+"""The composition root: the one place that builds the engine, clients, store and services.
+
+Entry points call :func:`build_services` once and pass the result around; each
+service is built here with exactly the collaborators it uses. Nothing connects
+at import time; the engine, the secret store and the SDK clients are made on
+first use, so the MCP server answers its handshake before any of them exist.
+On the embedded default the demo user is seeded as one explicit step of the build.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine
+
+from core.secret_names import snaptrade_user_secret_name
+from core.secret_store import SecretStore
+from providers.calls import RetryPolicy
+from providers.secret_stores import build_secret_store
+from providers.snaptrade.broker import SnapTradeBrokerAdapter
+from services.auth import LoginRateLimiter, PasswordStore, WebAuth
+from services.call_ledger import SqlCallLedger
+from services.clock import Clock, system_clock
+from services.composition.clients import ProviderClients, ProviderEndpoint
+from services.connections import ConnectionRegistry
+from services.cost_service import CostService, Fees
+from services.db import make_engine, upgrade_schema
+from services.health_service import HealthService
+from services.linking.plaid_link import PlaidLinkService
+from services.linking.snaptrade_portal import SnapTradePortalService
+from services.migration.runs import MigrationRuns
+from services.migration.service import MigrationService
+from services.plaid_items import PlaidItemRemoval
+from services.position_fetchers import PlaidPositionsFetcher, SnapTradePositionsFetcher
+from services.position_service import PositionService
+from services.position_views import PositionViews
+from services.provider_access import ProviderAccess
+from services.trading.service import TradeExecutionService
+from settings import PLAID_HOSTS, SNAPTRADE_HOSTS, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """Everything the entry points use, built once per process from the settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        emulator: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.retry_policy = RetryPolicy(attempts=settings.provider_retry_attempts, sleep=sleep)
+        self._emulator = emulator
+        self._lock = threading.Lock()
+
+    @property
+    def user_email(self) -> str:
+        return self.settings.default_user_email
+
+    @property
+    def emulator_mode(self) -> bool:
+        """Both providers are the local emulator: no real account can be reached."""
+        return self.settings.plaid_env == "emulator" and self.settings.snaptrade_env == "emulator"
+
+    # --- storage ---------------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> Engine:
+
+        engine = make_engine(self.settings.database_url)
+        if self.emulator_mode:
+            # The embedded default must work in one command: migrate on first start.
+            upgrade_schema(engine)
+        return engine
+
+    @cached_property
+    def secret_store(self) -> SecretStore:
+
+        return build_secret_store(
+            self.settings.secrets_backend,
+            instance_dir=self.settings.instance_dir,
+            region_name=self.settings.aws_region,
+        )
+
+    @cached_property
+    def ledger(self) -> SqlCallLedger:
+
+        return SqlCallLedger(self.engine, self.clock)
+
+    @cached_property
+    def connections(self) -> ConnectionRegistry:
+
+        return ConnectionRegistry(self.engine, self.clock)
+
+    # --- provider clients (made on first use) ----------------------------------------
+
+    def _emulated_providers(self) -> tuple[str, ...]:
+        settings = self.settings
+        return tuple(
+            provider
+            for provider, env in (
+                ("plaid", settings.plaid_env),
+                ("snaptrade", settings.snaptrade_env),
+            )
+            if env == "emulator"
+        )
+
+    @cached_property
+    def _embedded(self) -> Any:
+        # Loaded only when a provider is on the emulator: a deployment never imports it.
+        from services.composition.embedded import EmbeddedProviders
+
+        return EmbeddedProviders(self.settings.instance_dir, self._emulator)
+
+    def _endpoint(self, provider: str) -> ProviderEndpoint:
+        settings = self.settings
+        if provider == "plaid":
+            env, host = settings.plaid_env, settings.plaid_base_url
+            client_id, secret = settings.plaid_client_id, settings.plaid_secret
+            hosts = PLAID_HOSTS
+        else:
+            env, host = settings.snaptrade_env, settings.snaptrade_base_url
+            client_id, secret = settings.snaptrade_client_id, settings.snaptrade_consumer_key
+            hosts = SNAPTRADE_HOSTS
+        if env == "emulator":
+            return self._embedded.endpoint(provider, host=host, client_id=client_id, secret=secret)
+        return ProviderEndpoint(host or hosts[env], client_id, secret)
+
+    @cached_property
+    def clients(self) -> ProviderClients:
+        return ProviderClients(
+            self._endpoint,
+            timeout_seconds=self.settings.provider_timeout_seconds,
+            ledger=self.ledger,
+            retry_policy=self.retry_policy,
+        )
+
+    def plaid_client(self) -> Any:
+        return self.clients.plaid()
+
+    def snaptrade_client(self) -> Any:
+        return self.clients.snaptrade()
+
+    def snaptrade_client_id(self) -> str:
+        """The SnapTrade client id in use (the emulator's on the embedded default)."""
+        if self.settings.snaptrade_client_id:
+            return self.settings.snaptrade_client_id
+        if self.settings.snaptrade_env == "emulator":
+            return str(self._embedded.client_id("snaptrade"))
+        return "(SNAPTRADE_CLIENT_ID is not set)"
+
+    @cached_property
+    def access(self) -> ProviderAccess:
+
+        return ProviderAccess(self.user_email, self.secret_store, self.clients)
+
+    # --- the demo ----------------------------------------------------------------------
+
+    def seed_demo_user(self) -> None:
+        """For providers on the emulator: the demo user's tokens in the secret store, once."""
+        from services.composition.embedded import seed_demo_user
+
+        seed_demo_user(
+            self.secret_store,
+            self.user_email,
+            providers=self._emulated_providers(),
+            clock=self.clock,
+        )
+
+    # --- services --------------------------------------------------------------------
+
+    @cached_property
+    def positions(self) -> PositionService:
+
+        return PositionService(
+            engine=self.engine,
+            user_email=self.user_email,
+            fetchers={
+                "plaid": PlaidPositionsFetcher(self.access, self.connections, self.clock),
+                "snaptrade": SnapTradePositionsFetcher(self.access, self.connections, self.clock),
+            },
+            clock=self.clock,
+            provider_priority=self.settings.provider_priority,
+            cache_hours=self.settings.provider_cache_hours,
+        )
+
+    @cached_property
+    def position_views(self) -> PositionViews:
+
+        return PositionViews(self.positions, self.connections)
+
+    @cached_property
+    def plaid_items(self) -> PlaidItemRemoval:
+
+        return PlaidItemRemoval(self.access, self.connections, self.positions)
+
+    @cached_property
+    def health(self) -> HealthService:
+
+        return HealthService(
+            self.access, self.connections, self.clock, snaptrade_client_id=self.snaptrade_client_id
+        )
+
+    @cached_property
+    def costs(self) -> CostService:
+
+        settings = self.settings
+        return CostService(
+            self.access,
+            self.connections,
+            self.ledger,
+            self.positions,
+            Fees(
+                plaid_item_monthly=settings.plaid_item_monthly_usd,
+                plaid_refresh_call=settings.plaid_refresh_call_usd,
+                snaptrade_user_monthly=settings.snaptrade_user_monthly_usd,
+            ),
+        )
+
+    @cached_property
+    def migrations(self) -> MigrationService:
+
+        return MigrationService(
+            access=self.access,
+            connections=self.connections,
+            positions=self.positions,
+            views=self.position_views,
+            plaid_items=self.plaid_items,
+            runs=MigrationRuns(self.engine, self.user_email, self.clock),
+            plaid_item_monthly_usd=self.settings.plaid_item_monthly_usd,
+        )
+
+    @cached_property
+    def trading(self) -> TradeExecutionService:
+        return self.trading_for(self.user_email)
+
+    def trading_for(self, user_email: str) -> TradeExecutionService:
+        """Trading for one person: every order goes through their SnapTrade broker adapter."""
+
+        def adapter() -> SnapTradeBrokerAdapter:
+            secret = self.secret_store.get(snaptrade_user_secret_name(user_email))
+            return SnapTradeBrokerAdapter(self.snaptrade_client(), user_email, secret)
+
+        settings = self.settings
+        return TradeExecutionService(
+            engine=self.engine,
+            user_email=user_email,
+            adapter_factory=adapter,
+            clock=self.clock,
+            trading_enabled=settings.trading_enabled,
+            max_order_value=settings.max_order_value,
+            preview_ttl_seconds=settings.preview_ttl_seconds,
+        )
+
+    @cached_property
+    def web_auth(self) -> WebAuth:
+
+        return WebAuth(
+            PasswordStore(self.secret_store, self.user_email), LoginRateLimiter(self.clock)
+        )
+
+    @cached_property
+    def plaid_link(self) -> PlaidLinkService:
+
+        return PlaidLinkService(
+            access=self.access,
+            connections=self.connections,
+            positions=self.positions,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def snaptrade_portal(self) -> SnapTradePortalService:
+
+        return SnapTradePortalService(
+            access=self.access, positions=self.positions, clock=self.clock
+        )
+
+    def close(self) -> None:
+        """Release what this process holds: database connections, an emulator it started."""
+        if "_embedded" in self.__dict__:
+            self._embedded.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def build_services(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    emulator: Any = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Services:
+    """Build the service layer from ``settings`` (default: the environment's).
+
+    ``clock`` and ``sleep`` are injected (tests move time and never sleep);
+    ``emulator`` is an already running emulator to use on the embedded default.
+    """
+    services = Services(
+        settings or load_settings(),
+        clock=clock or system_clock,
+        emulator=emulator,
+        sleep=sleep or time.sleep,
+    )
+    if services._emulated_providers():
+        services.seed_demo_user()
+    return services
+
+
+_configured: Services | None = None
+_configured_lock = threading.Lock()
+
+
+def configured_services() -> Services:
+    """The service layer of this process's own settings, built on first use (for REPL faces)."""
+    global _configured
+    with _configured_lock:
+        if _configured is None:
+            _configured = build_services()
+        return _configured
+
+
+def configured_secret_store(region_name: str | None = None) -> SecretStore:
+    """The configured secret store; in ``region_name`` when that AWS region differs."""
+    hub = configured_services()
+    settings = hub.settings
+    if region_name and settings.secrets_backend == "aws" and region_name != settings.aws_region:
+        return build_secret_store(
+            "aws", instance_dir=settings.instance_dir, region_name=region_name
+        )
+    return hub.secret_store

@@ -1,0 +1,2 @@
+"""Linking brokerages: Plaid Hosted Link (``plaid_link``) and the SnapTrade connection
+portal (``snaptrade_portal``)."""

@@ -1,0 +1,3 @@
+"""Moved to ``core.normalized``; this path keeps working for code that imports it from here."""
+
+from core.normalized import *  # noqa: F403

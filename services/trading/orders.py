@@ -1,0 +1,185 @@
+"""An order as asked for: its shape checked before any provider is called, and its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core.errors import InvalidInput
+
+SIDES = ("BUY", "SELL")
+ORDER_TYPES = ("Market", "Limit")
+TIMES_IN_FORCE = ("Day", "GTC", "FOK", "IOC")
+# A SnapTrade trade id from get_order_impact can be placed for 5 minutes.
+SNAPTRADE_TRADE_LIFETIME = timedelta(minutes=5)
+TRADING_DISABLED_MESSAGE = (
+    "Trading is disabled in Brokerage Hub (TRADING_ENABLED=false, the default), so nothing "
+    "was placed. To allow placing orders, set TRADING_ENABLED=true in the environment or in "
+    "the .env file and restart Brokerage Hub (the MCP server or web app). Previews work "
+    "either way."
+)
+_TICKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/: ]{0,19}")
+PREVIEW_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """What the caller asked for, already checked for shape (not against the broker)."""
+
+    account_id: str
+    ticker: str
+    side: str
+    quantity: float
+    order_type: str
+    limit_price: float | None
+    time_in_force: str
+
+
+def aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def iso(value: datetime | None) -> str | None:
+    value = aware(value)
+    return value.isoformat() if value is not None else None
+
+
+def number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def money_or_unknown(value: float | None) -> float | str:
+    # SnapTrade not telling is not the same as zero: never show it as 0.
+    return "unknown" if value is None else value
+
+
+def order_hash(
+    *,
+    user_email: str,
+    account_id: str,
+    universal_symbol_id: str | None,
+    symbol: str,
+    side: str,
+    quantity: float,
+    order_type: str,
+    limit_price: float | None,
+    time_in_force: str,
+    provider_trade_id: str | None,
+) -> str:
+    """The hash that binds a preview id to exactly one order in one account."""
+    canonical = json.dumps(
+        {
+            "user": user_email,
+            "account": account_id,
+            "universal_symbol_id": universal_symbol_id,
+            "symbol": symbol,
+            "side": side,
+            "quantity": repr(float(quantity)),
+            "order_type": order_type,
+            "limit_price": None if limit_price is None else repr(float(limit_price)),
+            "time_in_force": time_in_force,
+            "trade_id": provider_trade_id,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def row_hash(user_email: str, row: dict[str, Any]) -> str:
+    return order_hash(
+        user_email=user_email,
+        account_id=row["account_id"],
+        universal_symbol_id=row["universal_symbol_id"],
+        symbol=row["symbol"],
+        side=row["side"],
+        quantity=row["quantity"],
+        order_type=row["order_type"],
+        limit_price=row["limit_price"],
+        time_in_force=row["time_in_force"],
+        provider_trade_id=row["provider_trade_id"],
+    )
+
+
+def check_order_request(
+    account_id: Any,
+    ticker: Any,
+    side: Any,
+    quantity: Any,
+    order_type: Any = "Market",
+    limit_price: Any = None,
+    time_in_force: Any = "Day",
+) -> OrderRequest:
+    """Reject a malformed order before any provider is called."""
+    if not isinstance(account_id, str) or not account_id.strip():
+        raise InvalidInput("account_id is required (a SnapTrade account id)", field="account_id")
+    if not isinstance(ticker, str) or not _TICKER.fullmatch(ticker.strip()):
+        raise InvalidInput(
+            f"ticker {ticker!r} is not a symbol such as AAPL or BRK.B", field="ticker"
+        )
+    side_text = side.strip().upper() if isinstance(side, str) else side
+    if side_text not in SIDES:
+        raise InvalidInput(f"unknown side {side!r}: allowed values are BUY or SELL", field="side")
+    types = {t.lower(): t for t in ORDER_TYPES}
+    order_type_text = types.get(order_type.strip().lower()) if isinstance(order_type, str) else None
+    if order_type_text is None:
+        raise InvalidInput(
+            f"unknown order type {order_type!r}: allowed values are Market or Limit",
+            field="order_type",
+        )
+    tifs = {t.lower(): t for t in TIMES_IN_FORCE}
+    tif = tifs.get(time_in_force.strip().lower()) if isinstance(time_in_force, str) else None
+    if tif is None:
+        raise InvalidInput(
+            f"unknown time in force {time_in_force!r}: allowed values are "
+            + ", ".join(TIMES_IN_FORCE),
+            field="time_in_force",
+        )
+    units = positive_finite(quantity, "quantity")
+    price: float | None = None
+    if order_type_text == "Limit":
+        if limit_price is None:
+            raise InvalidInput("a Limit order needs a positive limit_price", field="limit_price")
+        price = positive_finite(limit_price, "limit_price")
+    elif limit_price is not None:
+        raise InvalidInput(
+            "limit_price is only for Limit orders; leave it out for a Market order",
+            field="limit_price",
+        )
+    return OrderRequest(
+        account_id=account_id.strip(),
+        ticker=ticker.strip().upper(),
+        side=str(side_text),
+        quantity=units,
+        order_type=order_type_text,
+        limit_price=price,
+        time_in_force=tif,
+    )
+
+
+def positive_finite(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise InvalidInput(f"{name} must be a positive number, not {value!r}", field=name)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a positive number, not {value!r}", field=name) from None
+    if not math.isfinite(number) or number <= 0:
+        raise InvalidInput(
+            f"{name} must be a positive, finite number, not {value!r}", field=name
+        ) from None
+    return number
