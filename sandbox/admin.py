@@ -1,6 +1,6 @@
 """The emulator's HTTP admin switches under ``/_emulator/``: health, faults,
-latency, holds, counters and connection switches, for a test or process that
-has no Python handle on the emulator (it runs in another process).
+latency, holds, counters, connection switches and holding units, for a test or
+process that has no Python handle on the emulator (it runs in another process).
 
 Each switch maps onto a :class:`sandbox.faults.Controls` method.
 """
@@ -37,6 +37,7 @@ def admin_rules() -> list[Rule]:
         Rule(f"{base}/clear", endpoint="admin clear", methods=["POST"]),
         Rule(f"{base}/reset", endpoint="admin reset", methods=["POST"]),
         Rule(f"{base}/state/reset", endpoint="admin reset state", methods=["POST"]),
+        Rule(f"{base}/units", endpoint="admin units", methods=["POST"]),
         Rule(
             f"{base}/connections/<authorizationId>/disable",
             endpoint="admin disable",
@@ -117,6 +118,9 @@ def serve_admin(
             controls.disable_connection(params["authorizationId"], bool(body.get("disabled", True)))
         elif key == "admin trading":
             controls.set_trading_permission(params["authorizationId"], bool(body["allowed"]))
+        elif key == "admin units":
+            controls.set_units(body["account"], body["ticker"], body["units"])
+            return ApiResponse(200, {"units": controls.units(body["account"], body["ticker"])})
         elif key == "admin complete link":
             token = controls.complete_link(params["linkToken"], body["institution"])
             return ApiResponse(200, {"public_token": token})

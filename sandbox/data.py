@@ -339,4 +339,6 @@ def initial_state() -> dict[str, Any]:
             "trades": {},
             "orders": [],
         },
+        # Test-set changes to the seeded holdings (see sandbox.overrides).
+        "overrides": {"units": {}},
     }

@@ -1,6 +1,6 @@
 """The Python handle on one emulator: :class:`Controls` checks endpoint keys and
-steers the switches, holds and recorder, the connection switches of the shared
-state, and reads that state out.
+steers the switches, holds and recorder, the connection switches and holding
+overrides of the shared state, and reads that state out.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sandbox import overrides
 from sandbox.faults.holds import Hold, Holds
 from sandbox.faults.recorder import RecordedRequest, Recorder
 from sandbox.faults.rules import ALL_ENDPOINTS, FaultRule, FaultSwitches
@@ -174,6 +175,16 @@ class Controls:
         """Whether trading through this connection is allowed (else 403 code 1020)."""
         self._snaptrade.set_trading_permission(authorization_id, allowed)
 
+    def set_units(self, account_key: str, ticker: str, units: float) -> None:
+        """Make a seeded holding ``units`` large on every provider serving the account.
+
+        ``account_key`` is a key of ``data.PLAID_ACCOUNT_IDS`` / ``data.SNAPTRADE_ACCOUNT_IDS``
+        ("ibkr-individual", ...). 0 removes the position from the answers. A ValueError
+        names the known accounts or tickers when either is unknown.
+        """
+        with self._store.transaction() as state:
+            overrides.set_units(state, account_key, ticker, units)
+
     def complete_link(self, link_token: str, institution_slug: str) -> str | None:
         """Act as the person finishing Plaid Hosted Link; returns the public token."""
         return self._plaid.complete_link(link_token, institution_slug, self._clock())
@@ -194,6 +205,10 @@ class Controls:
         if auth is None:
             raise KeyError(f"no SnapTrade connection {authorization_id!r}")
         return not auth["disabled"] and auth["type"] == "trade" and bool(auth["trading_allowed"])
+
+    def units(self, account_key: str, ticker: str) -> float:
+        """A holding's units now: the :meth:`set_units` override, else the seeded quantity."""
+        return overrides.units(self._store.read(), account_key, ticker)
 
     def snaptrade_authorization(self, authorization_id: str) -> dict[str, Any] | None:
         """A SnapTrade connection as stored (type, disabled, trading_allowed, ...), or None."""
@@ -216,7 +231,7 @@ class Controls:
         return self._store.read()[provider][collection].get(key)
 
     def reset_state(self) -> None:
-        """Back to the seeded demo data (for every process sharing the state file)."""
+        """Back to the seeded demo data, overrides dropped (for every process sharing the state)."""
         self._store.reset()
 
     def _check_endpoint(self, endpoint: str) -> None:

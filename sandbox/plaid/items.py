@@ -19,10 +19,11 @@ class ItemEndpoints:
 
     def investments_holdings_get(self, request: ApiRequest) -> ApiResponse:
         body = required_fields(request, "access_token")
-        item = item_for_token(self.store.read(), body["access_token"])
+        state = self.store.read()
+        item = item_for_token(state, body["access_token"])
         wanted = (body.get("options") or {}).get("account_ids")
         accounts, holdings, securities = [], [], {}
-        for template, account_id in render.accounts_of(item):
+        for template, account_id in render.accounts_of(state, item):
             if wanted and account_id not in wanted:
                 continue
             accounts.append(render.account(template, account_id, investments=True))
@@ -60,11 +61,12 @@ class ItemEndpoints:
 
     def accounts_get(self, request: ApiRequest) -> ApiResponse:
         body = required_fields(request, "access_token")
-        item = item_for_token(self.store.read(), body["access_token"])
+        state = self.store.read()
+        item = item_for_token(state, body["access_token"])
         wanted = (body.get("options") or {}).get("account_ids")
         accounts = [
             render.account(template, account_id, investments=False)
-            for template, account_id in render.accounts_of(item)
+            for template, account_id in render.accounts_of(state, item)
             if not wanted or account_id in wanted
         ]
         return ApiResponse(
@@ -105,7 +107,8 @@ class ItemEndpoints:
         )
 
     def investments_refresh(self, request: ApiRequest) -> ApiResponse:
-        # Billed per call by Plaid; here it only checks the token (the data is static).
+        # Billed per call by Plaid; here it only checks the token: the holdings change
+        # only through a test's overrides, which every answer reads straight away.
         body = required_fields(request, "access_token")
         item_for_token(self.store.read(), body["access_token"])
         return ApiResponse(200, {"request_id": request_id()})

@@ -141,7 +141,7 @@ class LinkEndpoints:
             if not record["update_access_token"]:
                 item = new_item(state, institution_slug, now)
                 public_token = item["public_token"]
-                results.append(_item_add_result(item))
+                results.append(_item_add_result(state, item))
             session_id = str(uuid.uuid4())
             session: dict[str, Any] = {
                 "link_session_id": session_id,
@@ -196,7 +196,7 @@ class LinkEndpoints:
         )
 
 
-def _item_add_result(item: dict[str, Any]) -> dict[str, Any]:
+def _item_add_result(state: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     institution = PLAID_INSTITUTIONS[item["institution"]]
     return {
         "public_token": item["public_token"],
@@ -210,7 +210,7 @@ def _item_add_result(item: dict[str, Any]) -> dict[str, Any]:
                 "verification_status": None,
                 "class_type": None,
             }
-            for template, account_id in render.accounts_of(item)
+            for template, account_id in render.accounts_of(state, item)
         ],
         "institution": {
             "name": institution.name,

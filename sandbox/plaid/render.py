@@ -17,6 +17,7 @@ from sandbox.data import (
     Institution,
     stable_plaid_id,
 )
+from sandbox.overrides import current_account
 
 _SECURITY_SUBTYPES = {
     "equity": "common stock",
@@ -173,7 +174,7 @@ def institution(record: Institution) -> dict[str, Any]:
     }
 
 
-def accounts_of(record: dict[str, Any]) -> list[tuple[AccountTemplate, str]]:
-    """An Item's accounts: each demo account template with this Item's id for it."""
+def accounts_of(state: dict[str, Any], record: dict[str, Any]) -> list[tuple[AccountTemplate, str]]:
+    """An Item's accounts: each demo account, as the state's overrides leave it, with its id."""
     institution = PLAID_INSTITUTIONS[record["institution"]]
-    return [(a, record["account_ids"][a.key]) for a in institution.accounts]
+    return [(current_account(state, a), record["account_ids"][a.key]) for a in institution.accounts]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.data import SNAPTRADE_BROKERAGES, AccountTemplate
+from sandbox.overrides import current_account
 from sandbox.routing import ApiRequest
 from sandbox.snaptrade.common import (
     SNAPTRADE_FAULTS,
@@ -32,7 +33,10 @@ def accounts_of_user(state: dict[str, Any], user_id: str) -> list[OwnedAccount]:
         if auth["user_id"] != user_id:
             continue
         for template in SNAPTRADE_BROKERAGES[auth["brokerage"]].accounts:
-            owned.append(OwnedAccount(auth, template, auth["account_ids"][template.key]))
+            account_id = auth["account_ids"][template.key]
+            # Every account read and trade check goes through here: the holdings
+            # are the state's, overrides applied, never the bare seeded ones.
+            owned.append(OwnedAccount(auth, current_account(state, template), account_id))
     return owned
 
 

@@ -1,7 +1,8 @@
 """The SnapTrade trading operations: symbol search, order impact, and placing the
 trade an impact returned (each trade id once, within its lifetime).
 
-Orders are recorded in the state, not applied: holdings stay as seeded.
+Orders are recorded in the state, not applied: holdings change only through a
+test's units override (``sandbox.overrides``).
 """
 
 from __future__ import annotations
@@ -168,6 +169,6 @@ class TradingEndpoints:
                 "expiry_date": None,
                 "child_brokerage_order_ids": None,
             }
-            # Holdings stay as seeded: the order is recorded, not applied to positions.
+            # The order is recorded, not applied to positions (only a test moves units).
             state["snaptrade"]["orders"].append(order | {"account_id": trade["account_id"]})
         return ApiResponse(200, order)
