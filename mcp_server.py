@@ -31,6 +31,11 @@ class LazyServices:
         self._services = services
         self._lock = threading.Lock()
 
+    @property
+    def built(self) -> bool:
+        """Whether the first call has built the service layer (a slow, blocking step)."""
+        return self._services is not None
+
     def __call__(self) -> Services:
         if self._services is None:
             with self._lock:

@@ -27,6 +27,15 @@ ServicesFactory = Callable[[], "Services"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+async def services_of(get_services: ServicesFactory) -> Services:
+    """The service layer; built in a worker thread the first time, since that blocks."""
+    if getattr(get_services, "built", True):
+        return get_services()
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(get_services)
+
+
 def tool_error(exc: BaseException) -> ToolError:
     """Our errors become ToolError so their message reaches the model (others are masked)."""
     if isinstance(exc, ToolError):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from mcp_tools.boundary import ServicesFactory, tool_boundary
+from mcp_tools.boundary import ServicesFactory, services_of, tool_boundary
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -25,10 +25,17 @@ ttl_hours, age_hours, as_of, next_refresh_after), so call this freely.
 format:
 - "summary": totals per currency by provider, institution and security type, plus top
   holdings. Start here for "how am I allocated?" questions.
-- "by_account": accounts grouped under provider and institution, each with positions
-  and totals. Use for questions about one account or brokerage.
-- "list": compact ticker, quantity, value, currency per position.
-- "full": every field of every position (largest answer).
+- "by_account": accounts grouped under provider and institution, each with its totals
+  and its 10 largest positions (position_count and more_positions say how many there
+  are). Use for questions about one account or brokerage.
+- "list": compact ticker, quantity, value, currency per position, in pages.
+- "full": every field of every position, in pages.
+
+Paging ("full" and "list"): an answer holds one page of positions (default 50 for
+full, 200 for list; limit sets it, at most 100 / 500) and says total, truncated and
+next_cursor. While truncated is true, call again with the same format and
+cursor=next_cursor for the next page; totals always cover the whole portfolio. A
+cursor is refused once the positions were refreshed: then start again without one.
 
 refresh_provider: "plaid" or "snaptrade" fetches that provider now before answering.
 A refresh costs provider API calls (and may be billed), so only set it when the person
@@ -41,6 +48,8 @@ cache_info could not be refreshed; its last known data is shown with the error.
 def get_positions(
     format: str = "full",
     refresh_provider: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
     *,
     services: Services | None = None,
 ) -> dict[str, Any]:
@@ -48,7 +57,7 @@ def get_positions(
     from services.composition import configured_services  # lazily: tools/list comes first
 
     hub = services or configured_services()
-    return hub.position_views.answer(format, refresh_provider)
+    return hub.position_views.answer(format, refresh_provider, limit=limit, cursor=cursor)
 
 
 def register(server: MCPServer, get_services: ServicesFactory) -> None:
@@ -66,7 +75,7 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
         ),
     )
     @tool_boundary
-    def get_positions_tool(
+    async def get_positions_tool(
         format: Annotated[
             Literal["full", "summary", "by_account", "list"],
             Field(description="Shape of the answer: full, summary, by_account or list."),
@@ -75,5 +84,30 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
             Literal["plaid", "snaptrade"] | None,
             Field(description="Fetch this provider now (costs API calls); null uses the cache."),
         ] = None,
+        limit: Annotated[
+            int | None,
+            Field(
+                description="Positions per page for full (default 50, at most 100) and list "
+                "(default 200, at most 500); not used by summary or by_account."
+            ),
+        ] = None,
+        cursor: Annotated[
+            str | None,
+            Field(
+                description="next_cursor from the previous page of the same format; leave it "
+                "out for the first page."
+            ),
+        ] = None,
     ) -> dict[str, Any]:
-        return get_positions(format, refresh_provider, services=get_services())
+        import anyio.to_thread
+
+        hub = await services_of(get_services)
+        if refresh_provider is None:
+            # An answer already built for the cache's generation costs two small queries:
+            # cheaper than handing it to a worker thread and back.
+            warm = hub.position_views.answer_if_warm(format, limit=limit, cursor=cursor)
+            if warm is not None:
+                return warm
+        return await anyio.to_thread.run_sync(
+            lambda: get_positions(format, refresh_provider, limit, cursor, services=hub)
+        )

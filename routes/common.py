@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, jsonify, request
 
+from core.errors import InvalidInput
+
 if TYPE_CHECKING:
     from services.composition import Services
 
@@ -20,3 +22,10 @@ def error_response(kind: str, message: str, status: int, **extra: Any) -> Any:
 
 def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def whole_number(text: str, name: str) -> int:
+    """A query-string number, or a clear 400 naming the parameter."""
+    if not text.strip().lstrip("-").isdigit() or len(text) > 12:
+        raise InvalidInput(f"{name} {text[:40]!r} is not a whole number", field=name)
+    return int(text)

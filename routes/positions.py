@@ -8,7 +8,7 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 
 from core.normalized import PROVIDERS
 from routes.charts import allocation_charts
-from routes.common import services
+from routes.common import services, whole_number
 
 bp = Blueprint("positions", __name__)
 
@@ -19,12 +19,20 @@ PROVIDER_NAMES = {"plaid": "Plaid", "snaptrade": "SnapTrade"}
 def api_positions() -> Any:
     format_ = request.args.get("format", "full")
     refresh_provider = request.args.get("refresh_provider") or None
-    return jsonify(services().position_views.answer(format_, refresh_provider))
+    limit = request.args.get("limit")
+    return jsonify(
+        services().position_views.answer(
+            format_,
+            refresh_provider,
+            limit=whole_number(limit, "limit") if limit is not None else None,
+            cursor=request.args.get("cursor"),
+        )
+    )
 
 
 @bp.get("/")
 def positions_page() -> Any:
-    view = services().position_views.answer("by_account")
+    view = services().position_views.answer("by_account", positions_per_account=None)
     summary = services().position_views.answer("summary")
     return render_template(
         "positions.html",

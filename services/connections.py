@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from core.errors import ConnectionDisabled, ItemNotFound, LoginRequired, ProviderError
 from services.models import ProviderConnection
@@ -46,16 +46,47 @@ def status_for_error(error: ProviderError) -> str:
     return "error"
 
 
+_STATE_COLUMNS = (
+    ProviderConnection.provider,
+    ProviderConnection.external_id,
+    ProviderConnection.institution_name,
+    ProviderConnection.institution_slug,
+    ProviderConnection.connection_type,
+    ProviderConnection.status,
+    ProviderConnection.last_synced_at,
+    ProviderConnection.last_error,
+)
+
+
+# Built once: a warm positions read lists the connections, and building the statement
+# each time would cost more than running it.
+_STATES_OF_USER = (
+    select(*_STATE_COLUMNS)
+    .where(ProviderConnection.user_id == bindparam("user_id"))
+    .order_by(ProviderConnection.id)
+)
+
+
 class ConnectionRegistry:
     def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
         self._engine = engine
         self._clock = clock
+        # A user's id never changes once the row exists: every read reuses it.
+        self._user_ids: dict[str, int] = {}
+
+    def _known_user_id(self, email: str) -> int | None:
+        user_id = self._user_ids.get(email)
+        if user_id is None:
+            user_id = user_id_for(self._engine, email)
+            if user_id is not None:
+                self._user_ids[email] = user_id
+        return user_id
 
     def _user_id(self, email: str) -> int:
-        user_id = user_id_for(self._engine, email)
+        user_id = self._known_user_id(email)
         if user_id is None:
             ensure_user(self._engine, email, self._clock)
-            user_id = user_id_for(self._engine, email)
+            user_id = self._known_user_id(email)
         assert user_id is not None
         return user_id
 
@@ -116,27 +147,13 @@ class ConnectionRegistry:
         )
 
     def list(self, user_email: str, provider: str | None = None) -> list[ConnectionState]:
-        user_id = user_id_for(self._engine, user_email)
+        user_id = self._known_user_id(user_email)
         if user_id is None:
             return []
-        table = ProviderConnection.__table__
-        query = select(table).where(table.c.user_id == user_id)
-        if provider:
-            query = query.where(table.c.provider == provider)
         with self._engine.connect() as conn:
-            rows = conn.execute(query.order_by(table.c.id)).mappings().all()
+            rows = conn.execute(_STATES_OF_USER, {"user_id": user_id}).all()
         return [
-            ConnectionState(
-                provider=row["provider"],
-                external_id=row["external_id"],
-                institution_name=row["institution_name"],
-                institution_slug=row["institution_slug"],
-                connection_type=row["connection_type"],
-                status=row["status"],
-                last_synced_at=row["last_synced_at"],
-                last_error=row["last_error"],
-            )
-            for row in rows
+            ConnectionState(*row) for row in rows if provider is None or row.provider == provider
         ]
 
     def get(self, user_email: str, provider: str, external_id: str) -> ConnectionState | None:

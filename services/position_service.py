@@ -50,6 +50,19 @@ class PositionFetcher(Protocol):
     def __call__(self, *, automatic: bool) -> ProviderFetch: ...
 
 
+@dataclass(frozen=True)
+class CacheState:
+    """Each provider's cache after a read made it as fresh as it could: what the read serves."""
+
+    snapshots: dict[str, Snapshot]
+    metadata: dict[str, dict[str, Any]]
+
+    @property
+    def generation_key(self) -> tuple[tuple[str, int], ...]:
+        """Moves whenever any provider's rows may have changed, in any process."""
+        return tuple(sorted((p, s.generation) for p, s in self.snapshots.items()))
+
+
 @dataclass
 class PositionsResult:
     """All providers' positions plus, per provider, where they came from and how old they are."""
@@ -128,53 +141,72 @@ class PositionService:
 
     # --- reading --------------------------------------------------------------------
 
-    def get_all_positions(
-        self, use_cache: bool = True, force_refresh: bool = False
-    ) -> PositionsResult:
-        """Every provider's positions; fresh caches are read, stale or missing ones fetched."""
+    def ensure_fresh(self, *, force: bool = False) -> CacheState:
+        """Fetch the providers whose cache expired (all of them with ``force``), then say what
+        every provider's cache holds now. Reads no rows: a warm read is one small query."""
         snapshots = self._store.snapshots()
-        positions: list[dict[str, Any]] = []
-        metadata: dict[str, dict[str, Any]] = {}
-        fetched: dict[str, list[dict[str, Any]]] = {}
         stale = [
             provider
             for provider in self._fetchers
-            if force_refresh
-            or not use_cache
-            or not self._freshness(provider, snapshots.get(provider, EMPTY_SNAPSHOT))[0]
+            if force or not self._freshness(provider, snapshots.get(provider, EMPTY_SNAPSHOT))[0]
         ]
+        metadata: dict[str, dict[str, Any]] = {}
         # Stale providers are fetched side by side: the answer waits for the slowest
         # provider, not for the sum of both.
         if stale:
             with ThreadPoolExecutor(max_workers=len(stale)) as pool:
                 futures = {
                     provider: pool.submit(
-                        self._get_positions_df,
+                        self._fetch_stale,
                         provider,
                         snapshots.get(provider, EMPTY_SNAPSHOT),
-                        force=force_refresh or not use_cache,
+                        force=force,
                     )
                     for provider in stale
                 }
                 for provider, future in futures.items():
-                    fetched[provider], metadata[provider] = future.result()
-        cached = self._store.read_rows([p for p in self._fetchers if p not in fetched])
-        snapshots = self._store.snapshots() if fetched else snapshots
+                    metadata[provider] = future.result()
+            snapshots = self._store.snapshots()
         for provider in self._fetchers:
-            if provider in fetched:
-                positions.extend(fetched[provider])
-                continue
-            rows = cached.get(provider, [])
-            positions.extend(rows)
-            metadata[provider] = self._metadata(
-                provider, snapshots.get(provider, EMPTY_SNAPSHOT), from_cache=True
-            )
-        return PositionsResult(positions=positions, _cache_metadata=metadata)
+            if provider not in metadata:
+                metadata[provider] = self._metadata(
+                    provider, snapshots.get(provider, EMPTY_SNAPSHOT), from_cache=True
+                )
+        return CacheState({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, metadata)
 
-    def _get_positions_df(
-        self, provider: str, snapshot: Snapshot, *, force: bool
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Fetch a stale provider; on failure serve its last rows, marked stale, with its error."""
+    def peek(self) -> tuple[CacheState, bool]:
+        """The cache as it is, and whether a read would fetch a provider first (never fetches)."""
+        snapshots = self._store.snapshots()
+        stale = any(
+            not self._freshness(p, snapshots.get(p, EMPTY_SNAPSHOT))[0] for p in self._fetchers
+        )
+        return self.state_of({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}), stale
+
+    def state_of(self, snapshots: dict[str, Snapshot]) -> CacheState:
+        """What ``snapshots`` say about each provider's cache, as served from it."""
+        return CacheState(
+            snapshots,
+            {p: self._metadata(p, snapshots[p], from_cache=True) for p in snapshots},
+        )
+
+    def read_cached(self) -> tuple[list[dict[str, Any]], dict[str, Snapshot]]:
+        """Every provider's cached rows and the snapshots they belong to, read together."""
+        rows, snapshots = self._store.read_consistent(list(self._fetchers))
+        return (
+            [row for provider in self._fetchers for row in rows.get(provider, [])],
+            {p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers},
+        )
+
+    def get_all_positions(
+        self, use_cache: bool = True, force_refresh: bool = False
+    ) -> PositionsResult:
+        """Every provider's positions; fresh caches are read, stale or missing ones fetched."""
+        state = self.ensure_fresh(force=force_refresh or not use_cache)
+        rows, _ = self.read_cached()
+        return PositionsResult(positions=rows, _cache_metadata=state.metadata)
+
+    def _fetch_stale(self, provider: str, snapshot: Snapshot, *, force: bool) -> dict[str, Any]:
+        """Fetch a stale provider; on failure its last rows stay, marked stale, with its error."""
         now = self._clock()
         recently_failed = (
             not force
@@ -192,12 +224,11 @@ class PositionService:
                 error = exc.message if isinstance(exc, BrokerageHubError) else str(exc)
             else:
                 new_snapshot = self._store.snapshots().get(provider, EMPTY_SNAPSHOT)
-                meta = self._metadata(provider, new_snapshot, from_cache=not fetched_now)
-                return self._store.read_rows([provider]).get(provider, []), meta
+                return self._metadata(provider, new_snapshot, from_cache=not fetched_now)
         latest = self._store.snapshots().get(provider, EMPTY_SNAPSHOT)
         meta = self._metadata(provider, latest, from_cache=True)
         meta.update(stale=True, error=error or latest.last_error)
-        return self._store.read_rows([provider]).get(provider, []), meta
+        return meta
 
     def _metadata(self, provider: str, snapshot: Snapshot, *, from_cache: bool) -> dict[str, Any]:
         is_fresh, hours_ago = self._freshness(provider, snapshot)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, select, update
 
 from core.normalized import POSITION_FIELDS, NormalizedPosition
 from services.clock import Clock
@@ -20,6 +20,14 @@ from services.position_fetchers import ProviderFetch
 from services.users import ensure_user, user_id_for
 
 _ROW_COLUMNS = [c for c in PositionRow.__table__.c if c.name not in ("id", "user_id")]
+# Built once: every warm read runs it, and building it each time would cost more than running it.
+_SNAPSHOTS_OF_USER = select(
+    PositionSnapshot.provider,
+    PositionSnapshot.fetched_at,
+    PositionSnapshot.last_attempt_at,
+    PositionSnapshot.last_error,
+    PositionSnapshot.generation,
+).where(PositionSnapshot.user_id == bindparam("user_id"))
 
 
 class PositionRowWriter:
@@ -72,42 +80,58 @@ class PositionStore:
         return self._user_id
 
     def snapshots(self) -> dict[str, Snapshot]:
-        user_id = self.user_id()
-        table = PositionSnapshot.__table__
+        """Each provider's cache state: the one small query a warm read makes."""
         with self._engine.connect() as conn:
-            rows = conn.execute(select(table).where(table.c.user_id == user_id)).mappings().all()
-        return {
-            row["provider"]: Snapshot(
-                fetched_at=aware(row["fetched_at"]),
-                last_attempt_at=aware(row["last_attempt_at"]),
-                last_error=row["last_error"],
-                generation=row["generation"] or 0,
-            )
-            for row in rows
-        }
+            return self._snapshots(conn)
 
     def read_rows(self, providers: list[str]) -> dict[str, list[dict[str, Any]]]:
+        with self._engine.connect() as conn:
+            return self._rows(conn, providers)
+
+    def read_consistent(
+        self, providers: list[str]
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Snapshot]]:
+        """Rows and snapshots from one snapshot of the database, so the rows are exactly
+        those of the generations returned (a refresh elsewhere cannot fall in between)."""
+        options = {}
+        if self._engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        with self._engine.connect().execution_options(**options) as conn, conn.begin():
+            return self._rows(conn, providers), self._snapshots(conn)
+
+    def _snapshots(self, conn: Connection) -> dict[str, Snapshot]:
+        return {
+            provider: Snapshot(
+                fetched_at=aware(fetched_at),
+                last_attempt_at=aware(last_attempt_at),
+                last_error=last_error,
+                generation=generation or 0,
+            )
+            for provider, fetched_at, last_attempt_at, last_error, generation in conn.execute(
+                _SNAPSHOTS_OF_USER, {"user_id": self.user_id()}
+            )
+        }
+
+    def _rows(self, conn: Connection, providers: list[str]) -> dict[str, list[dict[str, Any]]]:
         if not providers:
             return {}
-        user_id = self.user_id()
         query = (
             select(*_ROW_COLUMNS)
-            .where(PositionRow.user_id == user_id, PositionRow.provider.in_(providers))
+            .where(PositionRow.user_id == self.user_id(), PositionRow.provider.in_(providers))
             .order_by(PositionRow.provider, PositionRow.institution, PositionRow.id)
         )
         result: dict[str, list[dict[str, Any]]] = {p: [] for p in providers}
-        # This is the hot path of every cached read: plain tuples zipped with the
-        # column names cost a fraction of SQLAlchemy's mapping rows.
+        # The rows of a whole portfolio: plain tuples zipped with the column names cost
+        # a fraction of SQLAlchemy's mapping rows.
         names = [column.name for column in _ROW_COLUMNS]
         naive_times = self._engine.dialect.name == "sqlite"
-        with self._engine.connect() as conn:
-            for values in conn.execute(query):
-                record = dict(zip(names, values, strict=True))
-                record["user_email"] = self.user_email
-                if naive_times:
-                    record["as_of"] = aware(record["as_of"])
-                    record["fetched_at"] = aware(record["fetched_at"])
-                result[record["provider"]].append(record)
+        for values in conn.execute(query):
+            record = dict(zip(names, values, strict=True))
+            record["user_email"] = self.user_email
+            if naive_times:
+                record["as_of"] = aware(record["as_of"])
+                record["fetched_at"] = aware(record["fetched_at"])
+            result[record["provider"]].append(record)
         return result
 
     def replace_rows(
@@ -169,7 +193,8 @@ class PositionStore:
             )
 
     def drop_rows(self, provider: str, *, institution: str | None = None) -> int:
-        """Remove one provider's rows (and its fetch time, so the next read fetches).
+        """Remove one provider's rows (and its fetch time, so the next read fetches; the
+        generation moves, so no process serves a view of the dropped rows).
 
         With ``institution``, only that institution's rows go: the others keep
         their last known rows.
@@ -183,7 +208,7 @@ class PositionStore:
             conn.execute(
                 update(PositionSnapshot)
                 .where(PositionSnapshot.user_id == user_id, PositionSnapshot.provider == provider)
-                .values(fetched_at=None)
+                .values(fetched_at=None, generation=PositionSnapshot.generation + 1)
             )
         return int(deleted or 0)
 

@@ -1,38 +1,60 @@
-"""The positions answer shared by the MCP tool, the JSON route and the CLI.
+"""The positions answer shared by the MCP tool, the JSON route, the CLI and the pages.
 
-Money is never summed across currencies: every total is per currency, because
-converting would need an FX rate we do not have and would be a guess.
+Views are computed once per cache generation. A warm read asks the database for
+each provider's generation (one small query) and serves the view already built
+for it; a refresh in any process moves the generation, so no process serves a
+stale view. The view kept here is a derived copy, checked on every read.
+
+``full`` and ``list`` answer in pages (``limit``, ``cursor``); ``summary`` is
+bounded by its shape, and ``by_account`` shows each account's largest positions
+(``POSITIONS_PER_ACCOUNT``) with the count of the rest.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from datetime import datetime
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from core.errors import BrokerageHubError, InvalidInput
 from core.normalized import PROVIDERS
 from services.connections import ConnectionRegistry, ConnectionState
-from services.overlaps import find_overlaps
-from services.position_service import PositionService, PositionsResult
+from services.paging import PageSize, checked_limit, cursor_offset, generation_tag, page
+from services.position_formats import PortfolioView, iso
+from services.position_service import CacheState, PositionService
 
 FORMATS = ("full", "summary", "by_account", "list")
-TOP_HOLDINGS = 10
+# What a page holds by default, and at most: the default fits an MCP client's answer
+# limit (about 25,000 tokens) with room to spare; the maximum stays well inside it.
+PAGE_SIZES = {"full": PageSize(default=50, maximum=100), "list": PageSize(default=200, maximum=500)}
+POSITIONS_PER_ACCOUNT = 10
+VIEWS_KEPT = 4  # generations whose views stay in memory (a cursor's, the newest, ...)
 
 
-def validate_positions_request(format: str, refresh_provider: str | None) -> None:
-    """Reject bad arguments before anything can call a provider."""
+def validate_positions_request(
+    format: Any, refresh_provider: Any, limit: Any = None, cursor: Any = None
+) -> int | None:
+    """Reject bad arguments before anything can call a provider; returns the page size."""
     if not isinstance(format, str) or format not in FORMATS:
         raise InvalidInput(
-            f"unknown format {format!r}: allowed values are {', '.join(FORMATS)}", field="format"
+            f"unknown format {str(format)[:40]!r}: allowed values are {', '.join(FORMATS)}",
+            field="format",
         )
     if refresh_provider is not None and refresh_provider not in PROVIDERS:
         raise InvalidInput(
-            f"unknown refresh_provider {refresh_provider!r}: allowed values are "
+            f"unknown refresh_provider {str(refresh_provider)[:40]!r}: allowed values are "
             f"{', '.join(PROVIDERS)} or null",
             field="refresh_provider",
         )
+    if format not in PAGE_SIZES:
+        if limit is not None or cursor is not None:
+            raise InvalidInput(
+                f"limit and cursor page the {' and '.join(PAGE_SIZES)} formats; "
+                f"{format} is answered whole",
+                field="limit" if limit is not None else "cursor",
+            )
+        return None
+    return checked_limit(limit, PAGE_SIZES[format], f"format {format}")
 
 
 class PositionViews:
@@ -41,79 +63,121 @@ class PositionViews:
     def __init__(self, positions: PositionService, connections: ConnectionRegistry) -> None:
         self.positions = positions
         self._connections = connections
+        self._views: OrderedDict[tuple[tuple[str, int], ...], PortfolioView] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def answer(self, format: str = "full", refresh_provider: str | None = None) -> dict[str, Any]:
-        """The positions in ``format``, with cache_info; ``refresh_provider`` is fetched first."""
-        validate_positions_request(format, refresh_provider)
-        service = self.positions
-        refresh_error: str | None = None
-        if refresh_provider is not None:
-            try:
-                service.refresh_provider_positions(refresh_provider)
-            except ValueError as exc:
-                refresh_error = str(exc)
-            except BrokerageHubError as exc:
-                refresh_error = exc.message
+    def answer(
+        self,
+        format: str = "full",
+        refresh_provider: str | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        positions_per_account: int | None = POSITIONS_PER_ACCOUNT,
+    ) -> dict[str, Any]:
+        """The positions in ``format``, with cache_info; ``refresh_provider`` is fetched first.
+
+        ``positions_per_account`` bounds ``by_account`` (None: every position, for a page
+        that shows them all)."""
+        page_size = validate_positions_request(format, refresh_provider, limit, cursor)
+        refresh = self._refresh(refresh_provider) if refresh_provider is not None else None
         # The refreshed provider is now fresh; the other is fetched only if its own cache expired.
-        result = service.get_all_positions(use_cache=True)
-        payload = render_positions(result, format, service.provider_priority)
-        add_connection_states(payload["cache_info"], self._connections.list(service.user_email))
-        if refresh_provider is not None:
-            payload["refresh"] = {
-                "provider": refresh_provider,
-                "ok": refresh_error is None,
-                "error": refresh_error,
-            }
+        state = self.positions.ensure_fresh()
+        view, state = self._view(state)
+        payload = self._payload(format, view, state, page_size, cursor, positions_per_account)
+        if refresh is not None:
+            payload["refresh"] = refresh
         return payload
 
+    def answer_if_warm(
+        self, format: str = "full", *, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any] | None:
+        """The answer, when it needs no provider call and its view is built; else None.
 
-def render_positions(
-    result: PositionsResult, format: str, priority: tuple[str, ...] = ("snaptrade", "plaid")
-) -> dict[str, Any]:
-    overlaps, duplicates = find_overlaps(result.positions, priority)
-    positions = [
-        {**_json_position(p), "duplicate": (p["provider"], p["account_id"]) in duplicates}
-        for p in result.positions
-    ]
-    # Every total counts an institution reachable through both providers once.
-    counted = [p for p in positions if not p["duplicate"]]
-    payload: dict[str, Any] = {"format": format}
-    if format == "full":
-        payload["positions"] = positions
-        payload["totals"] = _totals(counted)
-    elif format == "summary":
-        payload["summary"] = _summary(counted)
-    elif format == "by_account":
-        payload["providers"] = _by_account(positions)
-        payload["totals"] = _totals(counted)
-    else:
-        payload["positions"] = [
-            {
-                "ticker": p["ticker"] or p["name"],
-                "quantity": p["quantity"],
-                "value": p["market_value"],
-                "currency": p["currency"],
-                **({"duplicate": True} if p["duplicate"] else {}),
-            }
-            for p in positions
-        ]
-        payload["totals"] = _totals(counted)
-    payload["position_count"] = len(counted)
-    payload["overlaps"] = [overlap.to_dict() for overlap in overlaps]
-    payload["cache_info"] = cache_info(result)
-    return payload
+        What is left is two small queries and a few dictionaries, cheap enough for a
+        caller to run without handing it to a worker thread."""
+        page_size = validate_positions_request(format, None, limit, cursor)
+        state, stale = self.positions.peek()
+        if stale:
+            return None
+        with self._lock:
+            view = self._views.get(state.generation_key)
+        if view is None:
+            return None
+        return self._payload(format, view, state, page_size, cursor, POSITIONS_PER_ACCOUNT)
+
+    def _payload(
+        self,
+        format: str,
+        view: PortfolioView,
+        state: CacheState,
+        page_size: int | None,
+        cursor: str | None,
+        positions_per_account: int | None,
+    ) -> dict[str, Any]:
+        tag = generation_tag(state.generation_key)
+        payload: dict[str, Any] = {"format": format}
+        if format == "summary":
+            payload["summary"] = view.summary()
+        elif format == "by_account":
+            payload["providers"] = view.by_account(positions_per_account)
+            payload["totals"] = view.totals
+        else:
+            assert page_size is not None
+            rows = view.positions if format == "full" else view.list_rows()
+            offset = cursor_offset(cursor, what=format, tag=tag)
+            payload.update(page(rows, offset=offset, limit=page_size, what=format, tag=tag))
+            payload["totals"] = view.totals
+        payload["position_count"] = view.position_count
+        payload["overlaps"] = view.overlaps
+        payload["cache_info"] = cache_info(state.metadata)
+        add_connection_states(
+            payload["cache_info"], self._connections.list(self.positions.user_email)
+        )
+        return payload
+
+    def _refresh(self, provider: str) -> dict[str, Any]:
+        error: str | None = None
+        try:
+            self.positions.refresh_provider_positions(provider)
+        except ValueError as exc:
+            error = str(exc)
+        except BrokerageHubError as exc:
+            error = exc.message
+        return {"provider": provider, "ok": error is None, "error": error}
+
+    def _view(self, state: CacheState) -> tuple[PortfolioView, CacheState]:
+        """The view of the generation ``state`` names: kept, or built from its rows now."""
+        key = state.generation_key
+        with self._lock:
+            view = self._views.get(key)
+            if view is not None:
+                self._views.move_to_end(key)
+                return view, state
+        rows, snapshots = self.positions.read_cached()
+        read = self.positions.state_of(snapshots)
+        if read.generation_key != key:
+            # A refresh elsewhere landed in between: serve the rows read, described as they are.
+            state = read
+        view = PortfolioView(rows, self.positions.provider_priority)
+        with self._lock:
+            self._views[state.generation_key] = view
+            while len(self._views) > VIEWS_KEPT:
+                self._views.popitem(last=False)
+        return view, state
 
 
-def cache_info(result: PositionsResult) -> dict[str, Any]:
+def cache_info(metadata: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per provider: how old its rows are, when they refresh, and whether the last try failed."""
     info: dict[str, Any] = {}
-    for provider, meta in result.cache_metadata.items():
+    for provider, meta in metadata.items():
         age = meta.get("cache_age_hours")
         info[provider] = {
             "age_hours": round(age, 1) if age is not None else None,
             "ttl_hours": meta.get("ttl_hours"),
             "from_cache": meta.get("from_cache"),
-            "as_of": _iso(meta.get("fetched_at")),
-            "next_refresh_after": _iso(meta.get("next_refresh_after")),
+            "as_of": iso(meta.get("fetched_at")),
+            "next_refresh_after": iso(meta.get("next_refresh_after")),
             "stale": bool(meta.get("stale")),
             "error": meta.get("error"),
             "warning": meta.get("warning"),
@@ -142,122 +206,3 @@ def add_connection_states(info: dict[str, Any], states: list[ConnectionState]) -
             if state.needs_repair
         ]
         entry["attention"] = "; ".join(needs) or None
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _json_position(position: dict[str, Any]) -> dict[str, Any]:
-    row = dict(position)
-    del row["user_email"]
-    for key in ("as_of", "fetched_at"):
-        row[key] = _iso(row.get(key))
-    return row
-
-
-def _add(totals: dict[str, float], currency: str, value: float | None) -> None:
-    totals[currency] = round(totals.get(currency, 0.0) + (value or 0.0), 2)
-
-
-def _totals(positions: Iterable[dict[str, Any]]) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for p in positions:
-        _add(totals, p["currency"], p["market_value"])
-    return dict(sorted(totals.items()))
-
-
-def _grouped_totals(positions: list[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
-    groups: dict[str, dict[str, float]] = defaultdict(dict)
-    for p in positions:
-        _add(groups[str(p[key])], p["currency"], p["market_value"])
-    return {name: dict(sorted(t.items())) for name, t in sorted(groups.items())}
-
-
-def _summary(positions: list[dict[str, Any]]) -> dict[str, Any]:
-    holdings: dict[tuple[str, str], dict[str, Any]] = {}
-    for p in positions:
-        if p["security_type"] == "cash":
-            continue
-        key = (p["ticker"] or p["name"] or "?", p["currency"])
-        entry = holdings.setdefault(
-            key,
-            {
-                "ticker": key[0],
-                "name": p["name"],
-                "currency": key[1],
-                "quantity": 0.0,
-                "value": 0.0,
-            },
-        )
-        entry["quantity"] = round(entry["quantity"] + p["quantity"], 6)
-        entry["value"] = round(entry["value"] + (p["market_value"] or 0.0), 2)
-    top = sorted(holdings.values(), key=lambda h: h["value"], reverse=True)[:TOP_HOLDINGS]
-    return {
-        "totals": _totals(positions),
-        "by_provider": _grouped_totals(positions, "provider"),
-        "by_institution": _grouped_totals(positions, "institution"),
-        "by_security_type": _grouped_totals(positions, "security_type"),
-        "by_currency": _totals(positions),
-        "top_holdings": top,
-        "account_count": len({(p["provider"], p["account_id"]) for p in positions}),
-    }
-
-
-def _by_account(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    tree: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
-    for p in positions:
-        tree.setdefault(p["provider"], {}).setdefault(p["institution"], {}).setdefault(
-            p["account_id"], []
-        ).append(p)
-    providers = []
-    for provider, institutions in tree.items():
-        institution_list = []
-        for institution, accounts in sorted(institutions.items()):
-            account_list = []
-            for account_id, rows in accounts.items():
-                first = rows[0]
-                account_list.append(
-                    {
-                        "account_id": account_id,
-                        "duplicate": first["duplicate"],
-                        "name": first["account_name"],
-                        "type": first["account_type"],
-                        "mask": first["account_mask"],
-                        "positions": [
-                            {
-                                k: r[k]
-                                for k in (
-                                    "ticker",
-                                    "name",
-                                    "security_type",
-                                    "quantity",
-                                    "price",
-                                    "market_value",
-                                    "cost_basis",
-                                    "currency",
-                                    "as_of",
-                                )
-                            }
-                            for r in rows
-                        ],
-                        "totals": _totals(rows),
-                    }
-                )
-            institution_rows = [r for rows in accounts.values() for r in rows]
-            institution_list.append(
-                {
-                    "institution": institution,
-                    "accounts": account_list,
-                    "totals": _totals(institution_rows),
-                }
-            )
-        provider_rows = [r for accts in institutions.values() for rs in accts.values() for r in rs]
-        providers.append(
-            {
-                "provider": provider,
-                "institutions": institution_list,
-                "totals": _totals(provider_rows),
-            }
-        )
-    return providers

@@ -109,6 +109,10 @@ TOOL_ARGUMENTS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         {
             "format": st.sampled_from(["full", "summary", "by_account", "list", "table", "FULL"]),
             "refresh_provider": st.sampled_from(["plaid", "snaptrade", None, "robinhood", ""]),
+            "limit": st.one_of(st.none(), st.integers(-(10**20), 10**20)),
+            "cursor": st.one_of(
+                st.none(), st.text(max_size=300), st.from_regex(r"[A-Za-z0-9_-]{8,80}")
+            ),
         }
     ),
     "check_connections": arguments({"probe_trading": st.booleans()}),
@@ -233,6 +237,8 @@ ROUTES = [
 KNOWN_FIELDS = [
     "format",
     "refresh_provider",
+    "limit",
+    "cursor",
     "provider",
     "institution",
     "connection_type",

@@ -248,12 +248,11 @@ class MigrationService:
         report.step("resync", True, detail)
 
     def _verify_after(self, report: MigrationReport) -> bool:
-        view = self._views.answer("full")
-        rows = view["positions"]
-        under = {
-            provider: {p["institution"] for p in rows if p["provider"] == provider}
-            for provider in PROVIDERS
-        }
+        # Accounts and totals only: the institutions under each provider, at any portfolio size.
+        view = self._views.answer("by_account", positions_per_account=0)
+        under: dict[str, set[str]] = {provider: set() for provider in PROVIDERS}
+        for entry in view["providers"]:
+            under[entry["provider"]] |= {i["institution"] for i in entry["institutions"]}
         problems = []
         if report.institution in under[report.source]:
             problems.append(f"{report.institution} still appears under {report.source}")

@@ -1,0 +1,104 @@
+"""Pages of a long answer, and the cursor that names where the next page starts.
+
+A cursor is opaque to the caller but carries no secret: the format it belongs to,
+the offset of the next row, and a tag of the cache generation it was cut from. A
+page from another generation would repeat or skip rows, so such a cursor is
+refused and the caller starts again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import InvalidInput
+
+MAX_CURSOR_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class PageSize:
+    default: int
+    maximum: int
+
+
+def generation_tag(key: tuple[tuple[str, int], ...]) -> str:
+    """A short name of a cache generation (which rows a page was cut from)."""
+    text = "|".join(f"{name}:{generation}" for name, generation in key)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def checked_limit(limit: Any, size: PageSize, what: str) -> int:
+    if limit is None:
+        return size.default
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= size.maximum:
+        raise InvalidInput(
+            f"limit {str(limit)[:40]!r} is not valid for {what}: a whole number from 1 to "
+            f"{size.maximum} (default {size.default})",
+            field="limit",
+        )
+    return limit
+
+
+def _encode(fields: dict[str, Any]) -> str:
+    raw = json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> dict[str, Any] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        fields = json.loads(raw)
+    except (binascii.Error, ValueError):
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def cursor_offset(cursor: Any, *, what: str, tag: str) -> int:
+    """The offset a cursor points at; refuses a malformed cursor, or one of another generation."""
+    if cursor is None:
+        return 0
+    fields = (
+        _decode(cursor) if isinstance(cursor, str) and len(cursor) <= MAX_CURSOR_LENGTH else None
+    )
+    offset = fields.get("o") if fields else None
+    if (
+        fields is None
+        or fields.get("w") != what
+        or not isinstance(offset, int)
+        or isinstance(offset, bool)
+        or offset < 0
+    ):
+        shown = str(cursor)[:40]
+        raise InvalidInput(
+            f"cursor {shown!r} is not a cursor of {what}: pass the next_cursor of the previous "
+            "page unchanged, or leave it out to start at the first page",
+            field="cursor",
+        )
+    if fields.get("g") != tag:
+        raise InvalidInput(
+            "this cursor was cut from positions that have changed since (they were refreshed): "
+            "start again from the first page, without a cursor",
+            field="cursor",
+        )
+    return offset
+
+
+def page(
+    rows: Sequence[dict[str, Any]], *, offset: int, limit: int, what: str, tag: str
+) -> dict[str, Any]:
+    """One page of ``rows`` with the fields a client pages by: total, truncated, next_cursor."""
+    end = offset + limit
+    more = end < len(rows)
+    return {
+        "positions": list(rows[offset:end]),
+        "total": len(rows),
+        "limit": limit,
+        "truncated": more,
+        "next_cursor": _encode({"w": what, "g": tag, "o": end}) if more else None,
+    }
