@@ -35,11 +35,15 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", "", "SQLAlchemy URL; empty means a SQLite file in INSTANCE_DIR."),
     Setting("INSTANCE_DIR", "instance", "Folder for the SQLite file, local secrets and state."),
-    Setting("PLAID_ENV", "emulator", "Plaid environment: emulator, sandbox or production."),
+    Setting(
+        "PLAID_ENV", "emulator", "Plaid environment: emulator, sandbox, production or disabled."
+    ),
     Setting("PLAID_CLIENT_ID", "", "Plaid client id (required unless PLAID_ENV=emulator)."),
     Setting("PLAID_SECRET", "", "Plaid secret (required unless PLAID_ENV=emulator).", True),
     Setting("PLAID_BASE_URL", "", "Overrides the Plaid host in every env, the emulator too."),
-    Setting("SNAPTRADE_ENV", "emulator", "SnapTrade environment: emulator or production."),
+    Setting(
+        "SNAPTRADE_ENV", "emulator", "SnapTrade environment: emulator, production or disabled."
+    ),
     Setting("SNAPTRADE_CLIENT_ID", "", "SnapTrade client id (required in production)."),
     Setting("SNAPTRADE_CONSUMER_KEY", "", "SnapTrade consumer key (required in production).", True),
     Setting("SNAPTRADE_BASE_URL", "", "Overrides the SnapTrade host in every env."),
@@ -68,13 +72,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRADING_ENABLED", "false", "Allow placing orders (true/false); previews always work."),
     Setting("MAX_ORDER_VALUE", "10000", "Largest estimated order value, in the account currency."),
     Setting("PREVIEW_TTL_SECONDS", "120", "Seconds a trade preview can be executed (at most 300)."),
+    Setting(
+        "ALLOW_MIXED_ENVIRONMENTS",
+        "false",
+        "Let a production provider run beside an emulator one (true/false; demos only).",
+    ),
+    Setting(
+        "PUBLIC_BASE_URL",
+        "",
+        "Where people reach the web app, e.g. https://hub.example.com; required outside the "
+        "embedded default (there it is http://127.0.0.1:5000).",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        "0",
+        "How many reverse proxies in front of the web app set X-Forwarded-* headers (0: none).",
+    ),
+    Setting("SESSION_IDLE_MINUTES", "60", "Minutes a web session lasts without being used."),
+    Setting("SESSION_MAX_HOURS", "12", "Hours a web session lasts at most, used or not."),
 )
 
 SETTING_NAMES = tuple(s.name for s in SETTINGS)
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 
-PLAID_ENVS = ("emulator", "sandbox", "production")
-SNAPTRADE_ENVS = ("emulator", "production")
+PLAID_ENVS = ("emulator", "sandbox", "production", "disabled")
+SNAPTRADE_ENVS = ("emulator", "production", "disabled")
+# What `make run` serves on the embedded default.
+EMBEDDED_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 SECRETS_BACKENDS = ("local", "aws")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -124,6 +148,27 @@ class Settings:
     trading_enabled: bool = False
     max_order_value: float = 10000.0
     preview_ttl_seconds: int = 120
+    allow_mixed_environments: bool = False
+    public_base_url_setting: str = ""
+    trusted_proxies: int = 0
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
+
+    @property
+    def embedded_default(self) -> bool:
+        """Both providers on the emulator: the one-command demo, where nothing is real."""
+        return self.plaid_env == "emulator" and self.snaptrade_env == "emulator"
+
+    @property
+    def public_base_url(self) -> str:
+        """The web app's own address (empty outside the embedded default when not set)."""
+        if self.public_base_url_setting:
+            return self.public_base_url_setting
+        return EMBEDDED_PUBLIC_BASE_URL if self.embedded_default else ""
+
+    @property
+    def provider_envs(self) -> dict[str, str]:
+        return {"plaid": self.plaid_env, "snaptrade": self.snaptrade_env}
 
     @property
     def plaid_uses_emulator(self) -> bool:
@@ -220,12 +265,38 @@ def _database_url(env: Mapping[str, str], instance_dir: Path) -> str:
 
 def _required_for_live(env: Mapping[str, str], name: str, env_name: str, env_value: str) -> str:
     value = env[name].strip()
-    if env_value != "emulator" and not value:
+    if env_value not in ("emulator", "disabled") and not value:
         raise ConfigError(f"{name} is empty: it is required when {env_name}={env_value}")
     return value
 
 
 MIN_SECRET_KEY_LENGTH = 32
+
+
+def _whole_number(env: Mapping[str, str], name: str, *, minimum: int, maximum: int) -> int:
+    raw = env[name].strip()
+    if not re.fullmatch(r"\d+", raw) or not minimum <= int(raw) <= maximum:
+        raise _bad(name, raw, f"a whole number from {minimum} to {maximum}")
+    return int(raw)
+
+
+def _public_base_url(env: Mapping[str, str]) -> str:
+    raw = _url(env, "PUBLIC_BASE_URL")
+    if raw and urlsplit(raw).path not in ("", "/"):
+        raise _bad("PUBLIC_BASE_URL", raw, "the app's origin only, such as https://hub.example.com")
+    return raw
+
+
+def _no_real_beside_emulated(plaid_env: str, snaptrade_env: str, allowed: bool) -> None:
+    """Real accounts beside made-up ones would be shown, totalled and traded as if real."""
+    envs = {"PLAID_ENV": plaid_env, "SNAPTRADE_ENV": snaptrade_env}
+    real = [f"{name}={value}" for name, value in envs.items() if value == "production"]
+    emulated = [f"{name}={value}" for name, value in envs.items() if value == "emulator"]
+    if real and emulated and not allowed:
+        raise ConfigError(
+            f"{real[0]} beside {emulated[0]} would show the emulator's made-up holdings as real: "
+            "set both to real environments (or disable one), or ALLOW_MIXED_ENVIRONMENTS=true"
+        )
 
 
 def _secret_key(env: Mapping[str, str]) -> str:
@@ -257,6 +328,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
         instance_dir = PROJECT_ROOT / instance_dir
     plaid_env = _choice(env, "PLAID_ENV", PLAID_ENVS)
     snaptrade_env = _choice(env, "SNAPTRADE_ENV", SNAPTRADE_ENVS)
+    allow_mixed = _flag(env, "ALLOW_MIXED_ENVIRONMENTS")
+    _no_real_beside_emulated(plaid_env, snaptrade_env, allow_mixed)
     email = env["DEFAULT_USER_EMAIL"].strip()
     if not re.fullmatch(r"[^@\s/]+@[^@\s/]+", email):
         raise _bad("DEFAULT_USER_EMAIL", email, "an email address such as you@example.com")
@@ -293,4 +366,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
         trading_enabled=_flag(env, "TRADING_ENABLED"),
         max_order_value=_positive_number(env, "MAX_ORDER_VALUE"),
         preview_ttl_seconds=int(_positive_number(env, "PREVIEW_TTL_SECONDS", integer=True)),
+        allow_mixed_environments=allow_mixed,
+        public_base_url_setting=_public_base_url(env),
+        trusted_proxies=_whole_number(env, "TRUSTED_PROXIES", minimum=0, maximum=5),
+        session_idle_minutes=_whole_number(env, "SESSION_IDLE_MINUTES", minimum=1, maximum=1440),
+        session_max_hours=_whole_number(env, "SESSION_MAX_HOURS", minimum=1, maximum=720),
     )

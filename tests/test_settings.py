@@ -71,13 +71,25 @@ def test_provider_cache_hours_is_read_when_asked_not_at_import(
         ({"PLAID_BASE_URL": "localhost:8000"}, "PLAID_BASE_URL='localhost:8000' is not valid"),
         ({"SNAPTRADE_BASE_URL": "ftp://x.y"}, "SNAPTRADE_BASE_URL='ftp://x.y' is not valid"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL='mysql://x/y' is not valid"),
-        ({"PLAID_ENV": "production"}, "PLAID_CLIENT_ID is empty: it is required when PLAID_ENV"),
+        (
+            {"PLAID_ENV": "production", "SNAPTRADE_ENV": "disabled"},
+            "PLAID_CLIENT_ID is empty: it is required when PLAID_ENV",
+        ),
+        (
+            {"PLAID_ENV": "production", "PLAID_CLIENT_ID": "c", "PLAID_SECRET": "s"},
+            "PLAID_ENV=production beside SNAPTRADE_ENV=emulator would show the emulator's",
+        ),
+        ({"PUBLIC_BASE_URL": "https://hub.example.com/app"}, "PUBLIC_BASE_URL="),
+        ({"PUBLIC_BASE_URL": "hub.example.com"}, "PUBLIC_BASE_URL='hub.example.com' is not"),
+        ({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES='-1' is not valid: a whole number from 0"),
+        ({"SESSION_IDLE_MINUTES": "0"}, "SESSION_IDLE_MINUTES='0' is not valid"),
+        ({"ALLOW_MIXED_ENVIRONMENTS": "perhaps"}, "ALLOW_MIXED_ENVIRONMENTS='perhaps'"),
         (
             {"PLAID_ENV": "sandbox", "PLAID_CLIENT_ID": "cid"},
             "PLAID_SECRET is empty: it is required when PLAID_ENV=sandbox",
         ),
         (
-            {"SNAPTRADE_ENV": "production"},
+            {"SNAPTRADE_ENV": "production", "PLAID_ENV": "disabled"},
             "SNAPTRADE_CLIENT_ID is empty: it is required when SNAPTRADE_ENV=production",
         ),
         ({"PROVIDER_TIMEOUT_SECONDS": "0"}, "PROVIDER_TIMEOUT_SECONDS='0' is not valid"),
@@ -108,3 +120,28 @@ def test_env_example_lists_every_setting() -> None:
     example = (PROJECT_ROOT / ".env.example").read_text()
     names = set(re.findall(r"^#?\s*([A-Z_]+)=", example, flags=re.MULTILINE))
     assert names == set(SETTING_NAMES)
+
+
+def test_a_real_provider_beside_the_emulator_runs_only_when_explicitly_allowed() -> None:
+    mixed = {
+        "SNAPTRADE_ENV": "production",
+        "SNAPTRADE_CLIENT_ID": "client",
+        "SNAPTRADE_CONSUMER_KEY": "key",
+    }
+    with pytest.raises(ConfigError, match="ALLOW_MIXED_ENVIRONMENTS=true"):
+        load(**mixed)
+    allowed = load(**mixed, ALLOW_MIXED_ENVIRONMENTS="true")
+    assert allowed.provider_envs == {"plaid": "emulator", "snaptrade": "production"}
+
+
+def test_a_disabled_provider_needs_no_credentials() -> None:
+    settings = load(PLAID_ENV="disabled", SNAPTRADE_ENV="disabled")
+    assert settings.provider_envs == {"plaid": "disabled", "snaptrade": "disabled"}
+    assert settings.public_base_url == ""  # outside the embedded default it must be set
+
+
+def test_the_embedded_default_serves_where_make_run_listens() -> None:
+    assert load().public_base_url == "http://127.0.0.1:5000"
+    assert load(PUBLIC_BASE_URL="https://hub.example.com/").public_base_url == (
+        "https://hub.example.com"
+    )
