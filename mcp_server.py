@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 INSTRUCTIONS = (
     "Brokerage Hub shows the person's brokerage accounts (Merrill Lynch, Interactive Brokers, "
     "Charles Schwab, ...) gathered through Plaid and SnapTrade, served from a cache. Prefer "
-    "get_positions with format='summary' first; refresh a provider only when asked."
+    "get_positions with format='summary' first; refresh a provider only when asked. Every "
+    "answer says each provider's environment: 'emulator' is made-up demo data, not real "
+    "money; 'disabled' means that provider is switched off here and never called."
 )
 
 
@@ -42,7 +44,15 @@ class LazyServices:
                 if self._services is None:
                     from services.composition import build_services
 
-                    self._services = build_services()
+                    services = build_services()
+                    try:
+                        # A schema that is behind fails the first tool call with one line
+                        # (run `flask --app app migrate`), before any provider is called.
+                        services.require_current_schema()
+                    except BaseException:
+                        services.close()
+                        raise
+                    self._services = services
         return self._services
 
 

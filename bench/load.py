@@ -4,8 +4,8 @@
 
 What it does, all on loopback, every process stopped at the end (also on failure):
 
-1. starts the emulator standalone (``python -m sandbox --port 0 --state <tmp>``) and
-   sets provider latency over its HTTP switch: Plaid holdings 1.5 s per Item,
+1. starts the emulator standalone (``python -m sandbox --port 0 --state <tmp>
+   --allow-admin``) and sets provider latency over its HTTP switch: Plaid holdings 1.5 s per Item,
    SnapTrade positions 0.8 s per account;
 2. creates a throwaway Postgres database (``temporary_postgres_database`` on the
    server named by ``--database-server``, BENCH_DATABASE_URL or TEST_DATABASE_URL)
@@ -306,11 +306,15 @@ def run_clients(
         window["end"] = window["start"] + config.duration
 
     go = threading.Barrier(config.clients + 1, action=open_window, timeout=config.boot_timeout)
+    # One login at a time, as people would: the login brake counts a check in flight
+    # against its address, so 16 simultaneous logins from one address would be braked.
+    one_login_at_a_time = threading.Lock()
 
     def client_main(index: int) -> None:
         client = clients[index]
         try:
-            client.log_in(email, password)
+            with one_login_at_a_time:
+                client.log_in(email, password)
         except BaseException as exc:
             login_errors.append(exc)
             go.abort()

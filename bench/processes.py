@@ -192,10 +192,11 @@ class EmulatorAdmin:
 def standalone_emulator(
     python: str, state_path: Path, env: Mapping[str, str], timeout: float = 30.0
 ) -> Iterator[tuple[Child, EmulatorAdmin]]:
-    """``python -m sandbox --port 0 --state PATH``: the port is read from its first lines."""
+    """``python -m sandbox --port 0 --state PATH --allow-admin``: the port is read from its
+    first lines; the admin switches (latency, counters) are what the benchmark drives."""
     child = Child(
         "emulator",
-        [python, "-m", "sandbox", "--port", "0", "--state", str(state_path)],
+        [python, "-m", "sandbox", "--port", "0", "--state", str(state_path), "--allow-admin"],
         env,
     )
     try:

@@ -1,5 +1,5 @@
-"""How every CLI command answers: JSON on stdout; our errors as the JSON error shape on stderr
-with exit 1, never a traceback."""
+"""How every CLI command answers: JSON on stdout; our errors (and a database outage) as the
+JSON error shape on one line of stderr with exit 1, never a traceback (``cli.errors``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from core.errors import BrokerageHubError
+from cli.environments import with_environments
+from cli.errors import exit_with_error, known_error
 
 
 def run_cli(
@@ -22,11 +23,13 @@ def run_cli(
     """Print the result as JSON (unless ``quiet``); exit 1 on our error or when not ``ok``."""
     try:
         result = action()
-    except BrokerageHubError as exc:
-        click.echo(json.dumps(exc.to_dict(), indent=2), err=True)
-        sys.exit(1)
+    except Exception as exc:
+        error = known_error(exc)  # ours, or a database outage: one line, exit 1
+        if error is None:
+            raise
+        exit_with_error(error)
     if not quiet:
-        click.echo(json.dumps(result, indent=2, default=str))
+        click.echo(json.dumps(with_environments(result), indent=2, default=str))
     if ok is not None and not ok(result):
         sys.exit(1)
     return result

@@ -6,14 +6,13 @@ import click
 from flask import Flask
 
 from cli.output import run_cli
-from services.db import upgrade_schema
 
 
 def register(app: Flask) -> None:
     @app.cli.command("migrate")
     def migrate() -> None:
-        """Bring the database schema up to date."""
-        upgrade_schema(app.extensions["services"].engine)
+        """Bring the database schema up to date (works on a schema that is behind)."""
+        app.extensions["services"].migrate_schema()
         click.echo("database schema is up to date")
 
     @app.cli.command("set-password")
@@ -26,8 +25,16 @@ def register(app: Flask) -> None:
     def set_password(password: str) -> None:
         """Set the web app's password for DEFAULT_USER_EMAIL (only a hash is stored)."""
         web_auth = app.extensions["services"].web_auth
-        run_cli(lambda: web_auth.passwords.set_password(password), quiet=True)
-        click.echo(f"password set for {web_auth.user_email}")
+        run_cli(lambda: web_auth.set_password(password), quiet=True)
+        click.echo(f"password set for {web_auth.user_email}; every web session was logged out")
+
+    @app.cli.command("clear-login-brake")
+    @click.option("--client", default=None, help="Only this client address (default: all).")
+    def clear_login_brake(client: str | None) -> None:
+        """Let logins through again after too many failed attempts (the owner's way back in)."""
+        brake = app.extensions["services"].web_auth.brake
+        cleared = run_cli(lambda: brake.clear(client), quiet=True)
+        click.echo(f"login brake cleared: {cleared} recorded attempt(s) forgotten")
 
     @app.cli.command("demo-login")
     def demo_login() -> None:

@@ -3,13 +3,18 @@
 Foreign exceptions (SDK, HTTP, boto3) are mapped to these exactly once, at the
 adapter that called the foreign code, with ``raise ... from exc``. Entry points
 catch :class:`BrokerageHubError` and render ``to_dict()``; anything else is a
-bug and surfaces as a generic internal error.
+bug and surfaces as a generic internal error. A message quotes at most a short
+prefix of any long value in it (:func:`bounded_message`), whatever the caller sent.
 
     BrokerageHubError
     ├── ConfigError                 a setting has a bad value (start-up stops)
     ├── InvalidInput                the caller sent something we cannot accept
     ├── NotFound                    a named thing does not exist
     ├── Conflict                    the request clashes with current state
+    ├── SchemaBehind                the database schema is older than the code (migrate)
+    ├── Unavailable                 something this process needs is down: 503
+    │   ├── DatabaseUnavailable     the database cannot be reached (comes back by itself)
+    │   └── SecretStoreUnavailable  the secret store cannot be read or written
     ├── SecretStoreError
     │   ├── SecretNotFound
     │   ├── SecretScheduledForDeletion   unreadable until restored
@@ -30,7 +35,41 @@ bug and surfaces as a generic internal error.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# An error message quotes what it was given; a 100 kB argument must not come back whole.
+MAX_MESSAGE_CHARS = 500
+LONG_RUN_CHARS = 80  # a quoted value or unbroken run longer than this is cut ...
+KEPT_PREFIX_CHARS = 40  # ... to this many characters and "…"
+_LONG_RUN = re.compile(
+    "|".join(
+        (
+            rf"'[^'\n]{{{LONG_RUN_CHARS - 1},}}'",  # a long 'quoted' value
+            rf'"[^"\n]{{{LONG_RUN_CHARS - 1},}}"',  # a long "quoted" value
+            rf"""[^\s'"]{{{LONG_RUN_CHARS + 1},}}""",  # a long unbroken run
+        )
+    )
+)
+
+
+def bounded_message(message: str) -> str:
+    """``message`` with every long quoted value or run cut to a short prefix, and capped.
+
+    The one place error text is bounded, for every surface (HTTP, MCP, CLI): a caller who
+    sends a huge id gets its first characters back, enough to recognise it.
+    """
+
+    def cut(match: re.Match[str]) -> str:
+        run = match.group(0)
+        quote = run[0] if run[0] in "'\"" and run[-1] == run[0] else ""
+        inner = run[1:-1] if quote else run
+        return f"{quote}{inner[:KEPT_PREFIX_CHARS]}…{quote}"
+
+    shortened = _LONG_RUN.sub(cut, message)
+    if len(shortened) > MAX_MESSAGE_CHARS:
+        shortened = shortened[: MAX_MESSAGE_CHARS - 1] + "…"
+    return shortened
 
 
 class BrokerageHubError(Exception):
@@ -45,7 +84,7 @@ class BrokerageHubError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON error shape every surface (HTTP, MCP, CLI) uses."""
-        return {"error": {"type": self.kind, "message": self.message}}
+        return {"error": {"type": self.kind, "message": bounded_message(self.message)}}
 
 
 class ConfigError(BrokerageHubError):
@@ -193,3 +232,38 @@ class ProviderDisabled(ProviderError):
             f"{name} is disabled here ({provider.upper()}_ENV=disabled): it is never called",
             provider=provider,
         )
+
+
+class SchemaBehind(BrokerageHubError):
+    """The database schema is not at the newest migration: ``flask --app app migrate``."""
+
+    kind = "schema_behind"
+    http_status = 503
+
+
+class Unavailable(BrokerageHubError):
+    """Something this process needs (the database, the secret store) cannot be used: 503."""
+
+    kind = "unavailable"
+    http_status = 503
+    retry_after: float | None = None
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database does not answer; it is retried on the next request (Retry-After)."""
+
+    kind = "database_unavailable"
+    retry_after = 5.0
+
+    def __init__(self, message: str = "the database is not reachable; try again shortly") -> None:
+        super().__init__(message)
+
+
+class SecretStoreUnavailable(Unavailable):
+    """The secret store as a whole cannot be read or written (a corrupt or unreadable file).
+
+    Not a :class:`SecretStoreError` on purpose: code that copes with one missing secret
+    (and shows the rest) must not mistake a broken store for it.
+    """
+
+    kind = "secret_store_unavailable"

@@ -2,7 +2,8 @@
 
 Each module has ``register(server, get_services)``; ``get_services`` builds the
 service layer on first use, so the server answers its handshake before any
-database, SDK or pandas import. Every tool goes through ``boundary.tool_boundary``.
+database, SDK or pandas import. Every tool goes through ``boundary.tool_boundary``, and
+every dict it answers says which environment each provider is in (``environments``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mcp_tools import health, migration, positions, trading
+from mcp_tools.environments import stamping_environments
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -18,5 +20,6 @@ if TYPE_CHECKING:
 
 
 def register_all(server: MCPServer, get_services: ServicesFactory) -> None:
+    registrar = stamping_environments(server, get_services)
     for module in (positions, migration, health, trading):
-        module.register(server, get_services)
+        module.register(registrar, get_services)

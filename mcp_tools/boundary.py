@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from core.errors import BrokerageHubError
+from core.errors import BrokerageHubError, bounded_message
 
 if TYPE_CHECKING:
     from services.composition import Services
@@ -37,13 +38,30 @@ async def services_of(get_services: ServicesFactory) -> Services:
 
 
 def tool_error(exc: BaseException) -> ToolError:
-    """Our errors become ToolError so their message reaches the model (others are masked)."""
+    """Our errors become ToolError so their message reaches the model (others are masked).
+
+    The message quotes at most a short prefix of a long argument (``bounded_message``); a
+    database outage is said as such, briefly, so the model can try again later.
+    """
     if isinstance(exc, ToolError):
-        return exc
+        text = str(exc)
+        return exc if bounded_message(text) == text else ToolError(bounded_message(text))
     if isinstance(exc, BrokerageHubError):
-        return ToolError(exc.message)
+        return ToolError(bounded_message(exc.message))
+    outage = _database_outage(exc)
+    if outage is not None:
+        log.warning("tool failed: the database is not reachable (%s)", type(exc).__name__)
+        return ToolError(outage.message)
     log.error("tool failed unexpectedly", exc_info=exc)
     return ToolError("internal error; see the server log")
+
+
+def _database_outage(exc: BaseException) -> BrokerageHubError | None:
+    if "sqlalchemy" not in sys.modules:
+        return None  # no database was used, so none failed (and the import stays lazy)
+    from services.db_outage import database_outage
+
+    return database_outage(exc)
 
 
 def tool_boundary(fn: F) -> F:

@@ -18,7 +18,8 @@ For each SnapTrade connection (brokerage authorization): brokerage, connection t
 read (data_ok) and, only when probe_trading is true, whether trading works
 (trading_ok, trading_error). For each Plaid Item: institution, ok, needs re-login,
 consent expiry. needs_attention lists, in words, what the person should do (reconnect a
-disabled connection, log in again, ask SnapTrade to enable trading, ...).
+disabled connection, log in again, ask SnapTrade to enable trading, ...). Each provider has
+a status: ok, error (it could not be checked) or disabled (switched off here: not asked).
 
 Passive by default: it reads connection details and one balance per connection and
 never touches the trading API. probe_trading=true adds one symbol search per trade

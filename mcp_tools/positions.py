@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field
 
 from mcp_tools.boundary import ServicesFactory, services_of, tool_boundary
+from mcp_tools.environments import stamped
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -41,7 +42,9 @@ refresh_provider: "plaid" or "snaptrade" fetches that provider now before answer
 A refresh costs provider API calls (and may be billed), so only set it when the person
 asks for up-to-the-minute data or cache_info shows the data is too old for the question.
 Totals are never converted between currencies. A provider marked stale: true in
-cache_info could not be refreshed; its last known data is shown with the error.
+cache_info could not be refreshed; its last known data is shown with the error. A provider
+marked disabled: true is switched off here: it is never called and none of its positions
+are shown. environments says each provider's environment ("emulator": made-up demo data).
 """
 
 
@@ -57,7 +60,8 @@ def get_positions(
     from services.composition import configured_services  # lazily: tools/list comes first
 
     hub = services or configured_services()
-    return hub.position_views.answer(format, refresh_provider, limit=limit, cursor=cursor)
+    answer = hub.position_views.answer(format, refresh_provider, limit=limit, cursor=cursor)
+    return stamped(answer, hub.settings.provider_envs)
 
 
 def register(server: MCPServer, get_services: ServicesFactory) -> None:

@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from routes.common import error_response, services, wants_json
 from routes.security import log_in, log_out, public, safe_next_url
-from services.auth import TooManyLoginAttempts
+from services.login_brake import TooManyLoginAttempts
 
 bp = Blueprint("auth", __name__)
 
@@ -42,7 +42,9 @@ def login_submit() -> Any:
     email = request.form.get("email", "")
     password = request.form.get("password", "")
     try:
-        ok = services().web_auth.login(email, password, client=request.remote_addr or "unknown")
+        session_id = services().web_auth.login(
+            email, password, client=request.remote_addr or "unknown"
+        )
     except TooManyLoginAttempts as exc:
         retry_after = {"Retry-After": str(exc.retry_after_seconds)}
         if wants_json():
@@ -50,11 +52,11 @@ def login_submit() -> Any:
             response.headers.update(retry_after)
             return response, status
         return _login_page(429, error=exc.message, **retry_after)
-    if not ok:
+    if session_id is None:
         if wants_json():  # an API caller gets the one JSON error shape, not the form
             return error_response("unauthorized", "Wrong email or password.", 401)
         return _login_page(401, error="Wrong email or password.")
-    log_in(services().user_email)
+    log_in(session_id)
     return redirect(safe_next_url(request.form.get("next")), code=303)
 
 

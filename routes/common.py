@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify, request, url_for
 
-from core.errors import InvalidInput
+from core.errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
     from services.composition import Services
@@ -29,3 +29,14 @@ def whole_number(text: str, name: str) -> int:
     if not text.strip().lstrip("-").isdigit() or len(text) > 12:
         raise InvalidInput(f"{name} {text[:40]!r} is not a whole number", field=name)
     return int(text)
+
+
+def public_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL of this app for a provider to send the person back to.
+
+    Built from PUBLIC_BASE_URL, never from the request's Host header: anybody can send
+    ``Host: evil.example``, and the provider would then redirect the person there."""
+    base = current_app.config.get("PUBLIC_BASE_URL") or ""
+    if not base:
+        raise ConfigError("PUBLIC_BASE_URL is not set: set it to where people reach this app")
+    return base + url_for(endpoint, **values)

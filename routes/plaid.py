@@ -20,7 +20,7 @@ from flask import (
 )
 
 from core.errors import NotFound, ProviderError
-from routes.common import services
+from routes.common import public_url, services
 from routes.linking_pages import render_connections
 from services.linking.plaid_link import DEFAULT_POLL_SECONDS
 
@@ -33,7 +33,7 @@ def _poll_seconds() -> float:
 
 
 def _progress_url(job_id: str) -> str:
-    return url_for("plaid.link_progress", job_id=job_id, _external=True)
+    return public_url("plaid.link_progress", job_id=job_id)
 
 
 @bp.get("/plaid/")

@@ -20,14 +20,14 @@ def api_positions() -> Any:
     format_ = request.args.get("format", "full")
     refresh_provider = request.args.get("refresh_provider") or None
     limit = request.args.get("limit")
-    return jsonify(
-        services().position_views.answer(
-            format_,
-            refresh_provider,
-            limit=whole_number(limit, "limit") if limit is not None else None,
-            cursor=request.args.get("cursor"),
-        )
+    answer = services().position_views.answer(
+        format_,
+        refresh_provider,
+        limit=whole_number(limit, "limit") if limit is not None else None,
+        cursor=request.args.get("cursor"),
     )
+    # As the get_positions tool answers: with each provider's environment.
+    return jsonify({**answer, "environments": services().settings.provider_envs})
 
 
 @bp.get("/")

@@ -7,8 +7,12 @@
   session's CSRF token, in the ``csrf_token`` form field or the ``X-CSRF-Token``
   header, unless its view is marked :func:`csrf_exempt` (provider webhooks, which
   prove themselves with a signature instead).
+* Being logged in is a server-side session (``services.web_sessions``): the
+  signed cookie carries its random id, checked against the database on every
+  request, so logging out, a new password, idling and the absolute lifetime end it
+  for every worker at once.
 * The session cookie is HttpOnly and SameSite=Lax (set in ``create_app``), and
-  Secure whenever the request came over HTTPS.
+  Secure whenever PUBLIC_BASE_URL is https or the request came over HTTPS.
 * Every answer carries a strict Content-Security-Policy (scripts and styles only
   from this origin, no inline script, no framing) and friends.
 """
@@ -23,6 +27,7 @@ from urllib.parse import urlsplit
 from flask import (
     Flask,
     current_app,
+    g,
     has_request_context,
     redirect,
     render_template,
@@ -40,7 +45,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-SESSION_USER = "user"
+SESSION_ID = "sid"
+MAX_NEXT_LENGTH = 2000
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -96,35 +102,58 @@ def csrf_token() -> str:
     return str(token)
 
 
-def log_in(user_email: str) -> None:
-    """Start a fresh session for the user (a new CSRF token: no fixation across login)."""
+def _sessions() -> Any:
+    return current_app.extensions["services"].web_auth.sessions
+
+
+def log_in(session_id: str) -> None:
+    """Carry a new server-side session (a new id and CSRF token: no fixation across login).
+
+    A session this browser had before ends: logging in again never leaves two alive."""
+    _sessions().end(session.get(SESSION_ID))
     session.clear()
     session.permanent = True
-    session[SESSION_USER] = user_email
+    session[SESSION_ID] = session_id
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    g.logged_in = True
 
 
 def log_out() -> None:
+    """End the server-side session, so the cookie is worth nothing even if kept."""
+    _sessions().end(session.get(SESSION_ID))
     session.clear()
+    g.logged_in = False
 
 
 def is_logged_in() -> bool:
-    user = session.get(SESSION_USER)
-    return user is not None and user == current_app.extensions["services"].user_email
+    """Whether this request carries a live session of the user (checked once per request)."""
+    if "logged_in" not in g:
+        user = _sessions().user_of(session.get(SESSION_ID))
+        g.logged_in = user is not None and user == current_app.extensions["services"].user_email
+    return bool(g.logged_in)
 
 
-def safe_next_url(target: str | None) -> str:
-    """Where to go after login: only a path on this site, never another host."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return url_for("positions.positions_page")
+def safe_next_url(target: object) -> str:
+    """Where to go after login: only a plain path on this site, never another host."""
+    home = url_for("positions.positions_page")
+    if (
+        not isinstance(target, str)
+        or not target.startswith("/")
+        or target.startswith("//")
+        or len(target) > MAX_NEXT_LENGTH
+        # A control character (CR/LF above all) or a backslash has no business in a path.
+        or any(ch < " " or ch in "\\\x7f" for ch in target)
+    ):
+        return home
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
-        return url_for("positions.positions_page")
+        return home
     return target
 
 
 class _SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie session, Secure whenever the request itself came over HTTPS."""
+    """Flask's signed cookie, which carries the session id and the CSRF token; Secure when
+    configured (an https PUBLIC_BASE_URL) or whenever the request came over HTTPS."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         configured = bool(app.config["SESSION_COOKIE_SECURE"])
@@ -171,8 +200,10 @@ def _add_security_headers(response: Any) -> Any:
     if request.endpoint != "static":
         # Pages hold account data: no copy in the browser's or a proxy's cache.
         response.headers["Cache-Control"] = "no-store"
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.is_secure or current_app.config["SESSION_COOKIE_SECURE"]:
+        response.headers.setdefault(
+            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+        )
     return response
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from core.errors import NotFound, ProviderError
-from routes.common import services
+from routes.common import public_url, services
 from routes.linking_pages import render_connections
 
 bp = Blueprint("snaptrade", __name__)
@@ -29,9 +29,7 @@ def start_connection() -> Any:
         flow = services().snaptrade_portal.start_snaptrade_connection(
             request.form.get("connection_type", "read"),
             request.form.get("reconnect") or None,
-            return_url=lambda flow_id: url_for(
-                "snaptrade.connection_returned", flow_id=flow_id, _external=True
-            ),
+            return_url=lambda flow_id: public_url("snaptrade.connection_returned", flow_id=flow_id),
         )
     except ProviderError as exc:
         flash(f"The SnapTrade portal could not be opened: {exc.message}", "error")

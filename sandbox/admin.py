@@ -2,7 +2,11 @@
 latency, holds, counters, connection switches and holding units, for a test or
 process that has no Python handle on the emulator (it runs in another process).
 
-Each switch maps onto a :class:`sandbox.faults.Controls` method.
+Each switch maps onto a :class:`sandbox.faults.Controls` method. The switches answer
+only when the emulator was started for tests (``start_emulator``) or with
+``python -m sandbox --allow-admin``: anyone on the machine can reach 127.0.0.1, and
+the emulator behind a running demo (``ensure_emulator``, ``make run``) must not be
+steerable or readable by another local user. ``/_emulator/health`` always answers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from sandbox.routing import ApiResponse
 # What /_emulator/health answers as "service": how a process recognises an emulator.
 SERVICE_NAME = "brokerage-hub-provider-emulator"
 ADMIN_PREFIX = "/_emulator"
+ADMIN_REFUSED = (
+    "the emulator's admin switches are off: start it with `python -m sandbox --allow-admin` "
+    "(or start_emulator(allow_admin=True)) to use them"
+)
 
 
 def admin_rules() -> list[Rule]:
@@ -58,9 +66,16 @@ def admin_rules() -> list[Rule]:
 
 
 def serve_admin(
-    controls: Controls, key: str, request: Request, params: Mapping[str, str]
+    controls: Controls,
+    key: str,
+    request: Request,
+    params: Mapping[str, str],
+    *,
+    allow_admin: bool = True,
 ) -> ApiResponse:
-    """Answer the admin switch ``key`` (a bad or incomplete body is a 400)."""
+    """Answer the admin switch ``key`` (a bad or incomplete body is a 400; 403 when off)."""
+    if not allow_admin and key != "admin health":
+        return ApiResponse(403, {"error": ADMIN_REFUSED})
     body = request.get_json(silent=True) or {}
     if not isinstance(body, dict):
         return ApiResponse(400, {"error": "expected a JSON object"})
@@ -73,6 +88,7 @@ def serve_admin(
                     "status": "ok",
                     "service": SERVICE_NAME,
                     "pid": os.getpid(),
+                    "admin": allow_admin,
                     "plaid": base + "/plaid",
                     "snaptrade": base + "/snaptrade",
                 },

@@ -80,14 +80,17 @@ def start_emulator(
     port: int = 0,
     state_path: str | os.PathLike[str] | None = None,
     clock: Callable[[], float] | None = None,
+    *,
+    allow_admin: bool = True,
 ) -> EmulatorHandle:
     """Serve the emulator on 127.0.0.1:``port`` (0 = a free port) from a daemon thread.
 
-    ``state_path`` is the JSON file shared with other emulator processes (None:
-    memory only); ``clock`` (unix seconds) drives SnapTrade timestamp checks and
-    trade-id expiry, so tests can move time.
+    For tests and benchmarks: ``state_path`` is the JSON file shared with other
+    emulator processes (None: memory only); ``clock`` (unix seconds) drives SnapTrade
+    timestamp checks and trade-id expiry, so tests can move time. The HTTP admin
+    switches (``/_emulator/...``) answer unless ``allow_admin`` is False.
     """
-    base_url, controls, stop = _serve(port, state_path, clock or time.time)
+    base_url, controls, stop = _serve(port, state_path, clock or time.time, allow_admin)
     return EmulatorHandle(base_url, controls, stop)
 
 
@@ -97,16 +100,18 @@ def ensure_emulator(instance_dir: str | os.PathLike[str]) -> EmulatorHandle:
     The web app and the MCP server both call this: whichever starts first serves
     the other. A started emulator keeps its state in ``emulator-state.json`` so
     a later one (after the first process exits) carries on with the same data.
+    It runs without its HTTP admin switches (a demo others on the machine could
+    otherwise steer), and its files are the owner's only (0600; a new folder 0700).
     """
     instance = Path(instance_dir)
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     pointer = instance / POINTER_FILE
     lock = instance / (POINTER_FILE + ".lock")
     with _exclusive_lock(lock):
         url = _pointer_url(pointer)
         if url is not None and _answers_health(url):
             return EmulatorHandle(url, controls=None)
-        base_url, controls, stop_server = _serve(0, instance / STATE_FILE, time.time)
+        base_url, controls, stop_server = _serve(0, instance / STATE_FILE, time.time, False)
         _write_json_atomically(pointer, {"url": base_url, "pid": os.getpid()})
 
     def stop() -> None:
@@ -119,9 +124,12 @@ def ensure_emulator(instance_dir: str | os.PathLike[str]) -> EmulatorHandle:
 
 
 def _serve(
-    port: int, state_path: str | os.PathLike[str] | None, clock: Callable[[], float]
+    port: int,
+    state_path: str | os.PathLike[str] | None,
+    clock: Callable[[], float],
+    allow_admin: bool,
 ) -> tuple[str, Controls, Callable[[], None]]:
-    app = EmulatorApp(StateStore(state_path), clock)
+    app = EmulatorApp(StateStore(state_path), clock, allow_admin=allow_admin)
     server = make_server(
         HOST, port, DropAwareApp(app), threaded=True, request_handler=_QuietRequestHandler
     )
@@ -164,16 +172,19 @@ def _answers_health(base_url: str) -> bool:
 
 @contextlib.contextmanager
 def _exclusive_lock(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)  # 0600, like the rest
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _write_json_atomically(path: Path, document: dict[str, Any]) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)  # 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(document, f)

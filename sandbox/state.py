@@ -36,7 +36,7 @@ class StateStore:
         self._memory: State = {} if self.path else seed()
         self._thread_lock = threading.Lock()
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with self._file_lock():
                 if not self.path.exists():
                     self._write_file(seed())
@@ -73,12 +73,16 @@ class StateStore:
     def _file_lock(self) -> Iterator[None]:
         assert self.path is not None
         lock_path = self.path.with_name(self.path.name + ".lock")
-        with self._thread_lock, open(lock_path, "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        with self._thread_lock:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                yield
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                os.close(fd)
 
     def _read_file(self) -> State:
         assert self.path is not None
@@ -91,6 +95,7 @@ class StateStore:
 
     def _write_file(self, state: State) -> None:
         assert self.path is not None
+        # mkstemp makes the file 0600: the state holds the demo's tokens and holdings.
         fd, tmp_name = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

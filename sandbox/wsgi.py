@@ -37,8 +37,11 @@ StartResponse = Callable[..., Any]
 class EmulatorApp:
     """The WSGI application."""
 
-    def __init__(self, store: StateStore, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: StateStore, clock: Callable[[], float], *, allow_admin: bool = True
+    ) -> None:
         self.clock = clock
+        self.allow_admin = allow_admin  # False: every /_emulator/ switch but health is a 403
         self.plaid = PlaidApi(store)
         self.snaptrade = SnapTradeApi(store)
         self.controls = Controls(self.plaid, self.snaptrade, store, clock)
@@ -76,7 +79,9 @@ class EmulatorApp:
             api, page = self._pages[key]
             response = page.handler(self._api_request(request, key, api, params))
         else:
-            response = serve_admin(self.controls, key, request, params)
+            response = serve_admin(
+                self.controls, key, request, params, allow_admin=self.allow_admin
+            )
         wsgi_response = Response(
             response.payload(),
             status=response.status,

@@ -8,8 +8,9 @@ the provider credentials, never the database), set with
 makes up a demo password the first time and prints it; that demo password is
 kept at ``app/demo_password/<email>`` so each ``make run`` can print it again.
 
-Failed logins are rate limited per client address and in total, so a script
-cannot try passwords faster than a person would.
+Password checks go through the login brake (``services.login_brake``: counted in
+the database, per client address and per account), and a successful login starts a
+server-side session (``services.web_sessions``); a new password ends every session.
 """
 
 from __future__ import annotations
@@ -19,21 +20,16 @@ import logging
 import os
 import secrets
 import tempfile
-import threading
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.errors import BrokerageHubError, InvalidInput, SecretStoreError
-from services.secret_store import SecretStore
+from core.secret_store import SecretStore
+from services.login_brake import LoginBrake
+from services.web_sessions import WebSessions
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 # Names of secrets, not credentials.
 PASSWORD_HASH_PREFIX = "app/password_hash/"  # noqa: S105
@@ -42,17 +38,6 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte "password" is a cheap way to burn our CPU
-
-
-class TooManyLoginAttempts(BrokerageHubError):
-    kind = "too_many_login_attempts"
-    http_status = 429
-
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(
-            f"too many failed logins: try again in {retry_after_seconds} seconds",
-        )
-        self.retry_after_seconds = retry_after_seconds
 
 
 def password_hash_name(user_email: str) -> str:
@@ -143,77 +128,17 @@ class PasswordStore:
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
 
-# --- the brake on guessing ----------------------------------------------------------
-
-
-@dataclass
-class LoginRateLimiter:
-    """At most ``per_client`` failures per client address and ``overall`` in total per window.
-
-    Kept in memory: the web app is one process for one person. A success does
-    not clear the overall count, so one right guess does not reset the brake for
-    everybody else.
-    """
-
-    clock: Clock
-    per_client: int = 5
-    overall: int = 20
-    window: timedelta = timedelta(minutes=15)
-    _failures: dict[str, deque[datetime]] = field(default_factory=dict, repr=False)
-    _all_failures: deque[datetime] = field(default_factory=deque, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def check(self, client: str) -> None:
-        """Raise :class:`TooManyLoginAttempts` while this client (or everyone) must wait."""
-        with self._lock:
-            now = self.clock()
-            waits = [
-                self._wait(self._failures.get(client, deque()), self.per_client, now),
-                self._wait(self._all_failures, self.overall, now),
-            ]
-        wait = max(waits)
-        if wait > 0:
-            raise TooManyLoginAttempts(wait)
-
-    def record_failure(self, client: str) -> None:
-        with self._lock:
-            now = self.clock()
-            self._failures.setdefault(client, deque()).append(now)
-            self._all_failures.append(now)
-            self._forget_old(now)
-
-    def record_success(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
-
-    def _wait(self, failures: deque[datetime], limit: int, now: datetime) -> int:
-        recent = [moment for moment in failures if now - moment < self.window]
-        if len(recent) < limit:
-            return 0
-        # Wait until the oldest failure that counts towards the limit leaves the window.
-        oldest_counting = recent[-limit]
-        return max(1, int((oldest_counting + self.window - now).total_seconds() + 0.999))
-
-    def _forget_old(self, now: datetime) -> None:
-        for key in list(self._failures):
-            kept = deque(m for m in self._failures[key] if now - m < self.window)
-            if kept:
-                self._failures[key] = kept
-            else:
-                del self._failures[key]
-        while self._all_failures and now - self._all_failures[0] >= self.window:
-            self._all_failures.popleft()
-
-
 # --- the web app's login, as one service ----------------------------------------------
 
 
 class WebAuth:
-    """Checks a login attempt against the password, under the rate limit."""
+    """A login attempt: reserved under the brake, checked against the password, and a
+    session started for it; a new password ends every session."""
 
-    def __init__(self, passwords: PasswordStore, limiter: LoginRateLimiter) -> None:
+    def __init__(self, passwords: PasswordStore, brake: LoginBrake, sessions: WebSessions) -> None:
         self.passwords = passwords
-        self.limiter = limiter
+        self.brake = brake
+        self.sessions = sessions
 
     @property
     def user_email(self) -> str:
@@ -222,15 +147,22 @@ class WebAuth:
     def has_password(self) -> bool:
         return self.passwords.has_password()
 
-    def login(self, email: str, password: str, *, client: str) -> bool:
-        """True for the right email and password; raises TooManyLoginAttempts while braked."""
-        self.limiter.check(client)
+    def login(self, email: str, password: str, *, client: str) -> str | None:
+        """A new session id for the right email and password, else None.
+
+        Raises TooManyLoginAttempts (before any check) while the brake holds."""
+        attempt = self.brake.reserve(client, self.user_email)
         if self.passwords.verify(email, password):
-            self.limiter.record_success(client)
-            return True
-        self.limiter.record_failure(client)
+            self.brake.succeeded(attempt)
+            return self.sessions.start(self.user_email)
+        self.brake.failed(attempt)
         log.warning("failed web login from %s", client)
-        return False
+        return None
+
+    def set_password(self, password: str) -> None:
+        """Replace the password and end every session that began with the old one."""
+        self.passwords.set_password(password)
+        self.sessions.end_all(self.user_email)
 
 
 # --- the key that signs session cookies -----------------------------------------------
@@ -243,7 +175,7 @@ def load_or_create_secret_key(instance_dir: Path) -> str:
     would differ between worker processes.
     """
     path = Path(instance_dir) / SECRET_KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         # Written in full to a private temp file, then linked into place: a second
         # process starting at the same moment reads a whole key, never half of one.
@@ -257,5 +189,8 @@ def load_or_create_secret_key(instance_dir: Path) -> str:
             os.unlink(tmp_name)
     key = path.read_text(encoding="utf-8").strip()
     if len(key) < 32:
-        raise BrokerageHubError(f"{path} holds no usable key: delete it and start again")
+        # The file's name only: a message may reach a page, and paths do not belong there.
+        raise BrokerageHubError(
+            f"{SECRET_KEY_FILE} in INSTANCE_DIR holds no usable key: delete it and start again"
+        )
     return key

@@ -42,6 +42,8 @@ class ConnectionsOverview:
     snaptrade_registered: bool = False
     # Why a provider's connections are shown from the last recorded state.
     problems: dict[str, str] = field(default_factory=dict)
+    # Disabled providers (``*_ENV=disabled``), in words: none of their connections is shown.
+    disabled: dict[str, str] = field(default_factory=dict)
 
 
 def connections_overview(
@@ -59,7 +61,10 @@ def connections_overview(
     overview = ConnectionsOverview(snaptrade_registered=access.snaptrade_user_secret() is not None)
     for provider in providers:
         section = report.get(provider) or {}
-        if not section.get("ok"):
+        if section.get("status") == "disabled":
+            overview.disabled[provider] = str(section.get("note"))
+            rows = []
+        elif not section.get("ok"):
             overview.problems[provider] = str(section.get("error"))
             rows = [_recorded_row(s) for (p, _), s in recorded.items() if p == provider]
         elif provider == "plaid":

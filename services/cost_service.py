@@ -11,11 +11,12 @@ per-call part and for the record of what was called.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core.normalized import institution_display_name
-from core.secret_names import plaid_tokens_prefix
+from core.secret_names import plaid_tokens_prefix, snaptrade_user_secret_name
 from providers.plaid.items import institution_slug_of
 from services.call_ledger import SqlCallLedger
 from services.connections import ConnectionRegistry
@@ -44,12 +45,16 @@ class CostService:
         ledger: SqlCallLedger,
         positions: PositionService,
         fees: Fees,
+        environments: Mapping[str, str] | None = None,
     ) -> None:
         self._access = access
         self._connections = connections
         self._ledger = ledger
         self._positions = positions
         self.fees = fees
+        # Each provider's environment: a disabled one is never called, but what still
+        # exists at it is still billed, and the report says how to end that.
+        self.environments = dict(environments or {})
 
     def report(self) -> dict[str, Any]:
         fees = self.fees
@@ -115,8 +120,10 @@ class CostService:
         plaid_monthly = round(billable_items * fees.plaid_item_monthly, 2)
         plaid_calls = round(refresh_calls * fees.plaid_refresh_call, 2)
         snaptrade_monthly = round(snaptrade_users * fees.snaptrade_user_monthly, 2)
+        waste += self._billed_while_disabled(items, snaptrade_users)
         return {
             "plaid": {
+                "environment": self.environments.get("plaid"),
                 "items": items,
                 "billable_items": billable_items,
                 "item_monthly_usd": fees.plaid_item_monthly,
@@ -126,6 +133,7 @@ class CostService:
                 "refresh_calls_usd": plaid_calls,
             },
             "snaptrade": {
+                "environment": self.environments.get("snaptrade"),
                 "connected_users": snaptrade_users,
                 "user_monthly_usd": fees.snaptrade_user_monthly,
                 "monthly_usd": snaptrade_monthly,
@@ -138,6 +146,38 @@ class CostService:
                 "SNAPTRADE_USER_MONTHLY_USD settings: set them from your contracts."
             ),
         }
+
+    def _billed_while_disabled(
+        self, items: list[dict[str, Any]], snaptrade_users: int
+    ) -> list[str]:
+        """What still exists at a disabled provider, is billed, and how to end it (no call)."""
+        lines: list[str] = []
+        email = self._access.user_email
+        billed = [item for item in items if item["billable"]]
+        if self.environments.get("plaid") == "disabled" and billed:
+            slugs = sorted({institution_slug_of(item["secret_name"]) for item in billed})
+            monthly = len(billed) * self.fees.plaid_item_monthly
+            lines.append(
+                f"Plaid is disabled here (PLAID_ENV=disabled) but {len(billed)} Item(s) still "
+                f"exist at Plaid and are billed (USD {monthly:.2f} a month): "
+                f"{', '.join(slugs)}. Brokerage Hub never calls a disabled provider, so set "
+                "PLAID_ENV back to the environment they were linked in (with PLAID_CLIENT_ID "
+                "and PLAID_SECRET) and remove each with "
+                f"remove_plaid_institution('{email}', '<institution>', dry_run=False) "
+                "(plaid_loader), or move it first with "
+                "flask --app app migrate-institution <institution> --execute."
+            )
+        if self.environments.get("snaptrade") == "disabled" and snaptrade_users:
+            monthly = snaptrade_users * self.fees.snaptrade_user_monthly
+            lines.append(
+                f"SnapTrade is disabled here (SNAPTRADE_ENV=disabled) but the SnapTrade user "
+                f"{email} still exists and is billed (USD {monthly:.2f} a month). Brokerage Hub "
+                "never calls a disabled provider: delete the user in the SnapTrade dashboard, "
+                "or with SNAPTRADE_ENV=production through the SnapTrade SDK's "
+                f"authentication.delete_snap_trade_user(user_id='{email}'), then delete the "
+                f"secret {snaptrade_user_secret_name(email)}."
+            )
+        return lines
 
     def _overlaps(self) -> list[dict[str, Any]]:
         positions = self._positions

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 from settings import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def utc_now() -> datetime:
@@ -33,8 +41,8 @@ def database_url_object(database_url: str) -> URL:
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     url = database_url_object(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+            private_sqlite_file(Path(url.database))
         # No pre-ping: a SQLite file cannot drop a connection, and the ping would cost
         # every read a second statement.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -43,8 +51,45 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         # issue BEGIN itself so a transaction covers exactly what we asked.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
+    # Every checkout is pinged first, and a connection that failed is dropped from the
+    # pool: after an outage the next request reconnects, nothing has to be restarted.
     options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    if "connect_timeout" not in url.query:
+        # An unreachable server answers a page with a 503 in seconds, not minutes.
+        options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
     return create_engine(url, **{**options, **kwargs})
+
+
+# SQLite's journals beside the database file; they hold the same rows.
+SQLITE_JOURNAL_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make the database file before SQLite does: mode 0600, in a folder made 0700.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's own permissions, so
+    they are 0600 too. A file (or journal) left readable by others by an older version
+    is tightened; an existing folder is left as it is (it may be anybody's).
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    for file in (path, *(path.with_name(path.name + s) for s in SQLITE_JOURNAL_SUFFIXES)):
+        _owner_only(file)
+
+
+def _owner_only(path: Path) -> None:
+    try:
+        info = os.stat(path)
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(path, 0o600)
+            log.info("tightened %s to mode 600", path.name)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("could not make %s private: %s", path.name, exc.strerror)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -99,3 +144,52 @@ def temporary_postgres_database(server_url: str, prefix: str = "bh_tmp") -> Iter
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """The database's migration revision(s) against the newest this code has."""
+
+    current: tuple[str, ...]  # empty: no alembic_version table (or row), an empty database
+    head: tuple[str, ...]
+    known: bool = True  # False: the database has a revision this code does not have
+
+    @property
+    def up_to_date(self) -> bool:
+        return set(self.current) == set(self.head)
+
+    def problem(self) -> str | None:
+        """One line saying what is wrong and what to run; None when the schema is current."""
+        if self.up_to_date:
+            return None
+        newest = ", ".join(self.head)
+        if not self.known:
+            return (
+                f"the database schema is at revision {', '.join(self.current)}, which this code "
+                f"does not know (newest {newest}): run the newer code against it"
+            )
+        current = ", ".join(self.current) or "none: the database is empty"
+        return (
+            f"the database schema is behind (revision {current}, newest {newest}): "
+            "run `flask --app app migrate`"
+        )
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """The database's Alembic revision against the newest migration (reads, changes nothing)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory.from_config(
+        alembic_config(engine.url.render_as_string(hide_password=False))
+    )
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    known = True
+    for revision in current:
+        try:
+            known = known and script.get_revision(revision) is not None
+        except CommandError:
+            known = False
+    return SchemaState(tuple(sorted(current)), tuple(sorted(script.get_heads())), known)

@@ -10,10 +10,10 @@ skip a connection that needs repair and ``get_positions`` can say so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from core.errors import BrokerageHubError, InvalidInput
+from core.errors import BrokerageHubError, InvalidInput, ProviderDisabled
 from providers.plaid.health import check_plaid_connection_health
 from providers.snaptrade.health import check_snaptrade_connection_health
 from services.clock import Clock
@@ -33,8 +33,11 @@ class HealthService:
         clock: Clock,
         *,
         snaptrade_client_id: Callable[[], str],
+        environments: Mapping[str, str] | None = None,
     ) -> None:
         self._access = access
+        # Each provider's environment (the *_ENV settings); a disabled one is never asked.
+        self.environments = dict(environments or {})
         self._connections = connections
         self._clock = clock
         # Only the support request needs it; read when it is written.
@@ -48,6 +51,7 @@ class HealthService:
 
     def snaptrade_rows(self, probe_trading: bool = False) -> list[dict[str, Any]]:
         """The adapter's health rows (raises when the accounts cannot be listed at all)."""
+        self._refuse_if_disabled("snaptrade")
         secret = self._access.snaptrade_user_secret()
         if secret is None:
             return []  # no SnapTrade user registered: genuinely no connections
@@ -84,6 +88,7 @@ class HealthService:
     # --- Plaid ------------------------------------------------------------------------
 
     def plaid_rows(self) -> list[dict[str, Any]]:
+        self._refuse_if_disabled("plaid")
         if not self._access.plaid_token_names():
             return []  # no Item linked: no client is made, no call is sent
         rows = check_plaid_connection_health(
@@ -113,7 +118,8 @@ class HealthService:
         """Every connection of both providers, with what needs the person's attention.
 
         A provider that cannot be checked at all reports its error (it does not
-        look like "no connections") and does not hide the other provider.
+        look like "no connections") and does not hide the other provider; a disabled
+        one is not asked and reports ``status: "disabled"``, needing no attention.
         """
         if not isinstance(probe_trading, bool):
             raise InvalidInput("probe_trading must be true or false", field="probe_trading")
@@ -122,30 +128,68 @@ class HealthService:
             "probe_trading": probe_trading,
         }
         attention: list[str] = []
-        try:
-            snaptrade = [_snaptrade_view(r) for r in self.snaptrade_rows(probe_trading)]
-            report["snaptrade"] = {"ok": True, "error": None, "connections": snaptrade}
-            attention += [
-                f"{r['brokerage_name']} (SnapTrade): {r['action']}"
-                for r in snaptrade
-                if r["needs_attention"]
-            ]
-        except BrokerageHubError as exc:
-            report["snaptrade"] = {"ok": False, "error": exc.message, "connections": []}
-            attention.append(f"SnapTrade could not be checked: {exc.message}")
-        try:
-            plaid = [_plaid_view(r) for r in self.plaid_rows()]
-            report["plaid"] = {"ok": True, "error": None, "connections": plaid}
-            attention += [
-                f"{r['institution_name']} (Plaid): {r['action']}"
-                for r in plaid
-                if r["needs_attention"]
-            ]
-        except BrokerageHubError as exc:
-            report["plaid"] = {"ok": False, "error": exc.message, "connections": []}
-            attention.append(f"Plaid could not be checked: {exc.message}")
+        if self.is_disabled("snaptrade"):
+            report["snaptrade"] = self._disabled_section("snaptrade")
+        else:
+            try:
+                snaptrade = [_snaptrade_view(r) for r in self.snaptrade_rows(probe_trading)]
+                report["snaptrade"] = self._section("snaptrade", snaptrade)
+                attention += [
+                    f"{r['brokerage_name']} (SnapTrade): {r['action']}"
+                    for r in snaptrade
+                    if r["needs_attention"]
+                ]
+            except BrokerageHubError as exc:
+                report["snaptrade"] = self._section("snaptrade", [], error=exc.message)
+                attention.append(f"SnapTrade could not be checked: {exc.message}")
+        if self.is_disabled("plaid"):
+            report["plaid"] = self._disabled_section("plaid")
+        else:
+            try:
+                plaid = [_plaid_view(r) for r in self.plaid_rows()]
+                report["plaid"] = self._section("plaid", plaid)
+                attention += [
+                    f"{r['institution_name']} (Plaid): {r['action']}"
+                    for r in plaid
+                    if r["needs_attention"]
+                ]
+            except BrokerageHubError as exc:
+                report["plaid"] = self._section("plaid", [], error=exc.message)
+                attention.append(f"Plaid could not be checked: {exc.message}")
         report["needs_attention"] = attention
         return report
+
+    # --- disabled providers -----------------------------------------------------------
+
+    def is_disabled(self, provider: str) -> bool:
+        return self.environments.get(provider) == "disabled"
+
+    def _refuse_if_disabled(self, provider: str) -> None:
+        if self.is_disabled(provider):
+            raise ProviderDisabled(provider)
+
+    def _section(
+        self, provider: str, connections: list[dict[str, Any]], *, error: str | None = None
+    ) -> dict[str, Any]:
+        """One provider's part of the report: status ok or error, and its connections."""
+        return {
+            "ok": error is None,
+            "status": "ok" if error is None else "error",
+            "environment": self.environments.get(provider),
+            "error": error,
+            "connections": connections,
+        }
+
+    def _disabled_section(self, provider: str) -> dict[str, Any]:
+        """A disabled provider is not checked, and nothing about it needs attention."""
+        return {
+            "ok": None,
+            "status": "disabled",
+            "environment": "disabled",
+            "error": None,
+            "connections": [],
+            "note": ProviderDisabled(provider).message,
+        }
 
     # --- the 1020 support request -----------------------------------------------------
 

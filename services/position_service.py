@@ -13,7 +13,9 @@ Guarantees:
   other provider is unaffected;
 * concurrent callers that find the same provider stale cause one fetch
   (a thread lock, plus a Postgres advisory lock across processes); the
-  others wait and read the result.
+  others wait and read the result;
+* a disabled provider (its ``*_ENV`` is ``disabled``) is never fetched and its
+  rows left from before are neither read nor counted; ``cache_info`` says it is disabled.
 
 ``get_all_positions`` returns a :class:`PositionsResult` (plain dicts, no
 pandas on the hot path); ``PositionsResult.to_dataframe()`` gives a DataFrame.
@@ -30,7 +32,13 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from core.errors import BrokerageHubError, InvalidInput, ProviderError
+from core.errors import (
+    PROVIDER_DISPLAY_NAMES,
+    BrokerageHubError,
+    InvalidInput,
+    ProviderDisabled,
+    ProviderError,
+)
 from core.normalized import POSITION_FIELDS, PROVIDERS
 from services.position_fetchers import ProviderFetch
 from services.position_store import (
@@ -113,6 +121,7 @@ class PositionService:
         provider_priority: tuple[str, ...] = ("snaptrade", "plaid"),
         cache_hours: Mapping[str, int] | None = None,
         row_writer: PositionRowWriter | None = None,
+        environments: Mapping[str, str] | None = None,
     ) -> None:
         # Hours each provider's rows are served from the cache (the *_CACHE_HOURS settings;
         # their defaults when none are given).
@@ -122,7 +131,10 @@ class PositionService:
         # Which provider's rows count when an institution is reachable through both.
         self.provider_priority = provider_priority
         self.user_email = user_email
-        self._fetchers = dict(fetchers)
+        # Each provider's environment (the *_ENV settings); a disabled one is never fetched.
+        self.environments: dict[str, str] = dict(environments or {})
+        self.disabled = tuple(p for p in PROVIDERS if self.environments.get(p) == "disabled")
+        self._fetchers = {p: f for p, f in fetchers.items() if p not in self.disabled}
         self._clock = clock
         self._store = PositionStore(engine, user_email, clock, row_writer)
         self._single_flight = SingleFlight(engine, wait_seconds=self.LOCK_WAIT_SECONDS)
@@ -172,6 +184,7 @@ class PositionService:
                 metadata[provider] = self._metadata(
                     provider, snapshots.get(provider, EMPTY_SNAPSHOT), from_cache=True
                 )
+        metadata.update(self._disabled_metadata())
         return CacheState({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, metadata)
 
     def peek(self) -> tuple[CacheState, bool]:
@@ -186,7 +199,10 @@ class PositionService:
         """What ``snapshots`` say about each provider's cache, as served from it."""
         return CacheState(
             snapshots,
-            {p: self._metadata(p, snapshots[p], from_cache=True) for p in snapshots},
+            {
+                **{p: self._metadata(p, snapshots[p], from_cache=True) for p in snapshots},
+                **self._disabled_metadata(),
+            },
         )
 
     def read_cached(self) -> tuple[list[dict[str, Any]], dict[str, Snapshot]]:
@@ -243,6 +259,27 @@ class PositionService:
             "stale": snapshot.fetched_at is not None and not is_fresh,
             "error": None,
             "warning": snapshot.last_error if snapshot.fetched_at else None,
+            "environment": self.environments.get(provider),
+            "disabled": False,
+        }
+
+    def _disabled_metadata(self) -> dict[str, dict[str, Any]]:
+        """The cache entry of each disabled provider: nothing fetched, nothing served."""
+        return {
+            provider: {
+                "from_cache": False,
+                "cache_age_hours": None,
+                "ttl_hours": None,
+                "fetched_at": None,
+                "next_refresh_after": None,
+                "stale": False,
+                "error": None,
+                "warning": None,
+                "environment": "disabled",
+                "disabled": True,
+                "note": disabled_note(provider),
+            }
+            for provider in self.disabled
         }
 
     # --- refreshing -----------------------------------------------------------------
@@ -256,8 +293,11 @@ class PositionService:
         """Fetch one provider now and replace its rows; returns the number of rows stored.
 
         Raises ValueError when the provider has no accounts at all, and the
-        provider's error when it cannot be fetched; the rows stay as they were.
+        provider's error when it cannot be fetched (ProviderDisabled when it is
+        disabled); the rows stay as they were.
         """
+        if provider in self.disabled:
+            raise ProviderDisabled(provider)
         self._require_provider(provider)
         seen = self._store.snapshots().get(provider, EMPTY_SNAPSHOT).generation
         self._refresh(provider, automatic=False, seen_generation=seen)
@@ -267,9 +307,10 @@ class PositionService:
         """Remove one provider's rows (and its fetch time, so the next read fetches).
 
         With ``institution``, only that institution's rows go: the others keep
-        their last known rows.
+        their last known rows. A disabled provider's rows can be removed too (no call).
         """
-        self._require_provider(provider)
+        if provider not in self.disabled:
+            self._require_provider(provider)
         return self._store.drop_rows(provider, institution=institution)
 
     def _refresh(self, provider: str, *, automatic: bool, seen_generation: int) -> bool:
@@ -306,3 +347,12 @@ class PositionService:
             raise InvalidInput(
                 f"unknown provider {provider!r}: allowed values are {allowed}", field="provider"
             )
+
+
+def disabled_note(provider: str) -> str:
+    """What a disabled provider's cache entry says, in words."""
+    name = PROVIDER_DISPLAY_NAMES.get(provider, provider)
+    return (
+        f"{name} is disabled here ({provider.upper()}_ENV=disabled): it is never called and "
+        "positions stored from before are not shown"
+    )

@@ -168,11 +168,16 @@ class PositionViews:
 
 
 def cache_info(metadata: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Per provider: how old its rows are, when they refresh, and whether the last try failed."""
+    """Per provider: how old its rows are, when they refresh, and whether the last try failed.
+
+    Every provider has the same keys; a disabled one has ``disabled: true``, nulls
+    for what it never had, and a ``note`` saying so."""
     info: dict[str, Any] = {}
     for provider, meta in metadata.items():
         age = meta.get("cache_age_hours")
         info[provider] = {
+            "environment": meta.get("environment"),
+            "disabled": bool(meta.get("disabled")),
             "age_hours": round(age, 1) if age is not None else None,
             "ttl_hours": meta.get("ttl_hours"),
             "from_cache": meta.get("from_cache"),
@@ -182,13 +187,16 @@ def cache_info(metadata: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "error": meta.get("error"),
             "warning": meta.get("warning"),
         }
+        if meta.get("note"):
+            info[provider]["note"] = meta["note"]
     return info
 
 
 def add_connection_states(info: dict[str, Any], states: list[ConnectionState]) -> None:
     """Each provider's connections as last seen; one that needs the person says so in attention."""
     for provider, entry in info.items():
-        mine = [state for state in states if state.provider == provider]
+        # A disabled provider's connections are not shown: the person switched it off.
+        mine = [s for s in states if s.provider == provider and not entry.get("disabled")]
         entry["connections"] = [
             {
                 "id": state.external_id,

@@ -213,6 +213,7 @@ def test_an_unknown_tool_is_a_clear_error(hub: Any) -> None:
 
 ROUTES = [
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/login"),
     ("POST", "/login"),
     ("POST", "/logout"),
@@ -370,15 +371,16 @@ def test_every_route_of_the_app_is_in_the_fuzzed_list(web_hub: Any) -> None:
 def test_every_route_answers_arbitrary_input_without_a_server_error(
     web_hub: Any, emulator: Any, session: str
 ) -> None:
-    # Plaid Link jobs started by examples poll in the background: make them wait an hour.
+    # Plaid links started by examples: polled at most once an hour.
     client = make_app(web_hub, PLAID_LINK_POLL_SECONDS=3600).test_client()
+    session_id = web_hub.web_auth.sessions.start(web_hub.user_email)
 
     def check_one(request: dict[str, Any]) -> None:
         request = copy.deepcopy(request)  # the header below must not change the drawn value
         with client.session_transaction() as stored:
             stored.clear()
             if session != "anonymous":
-                stored["user"] = web_hub.user_email
+                stored["sid"] = session_id
                 stored["csrf_token"] = CSRF
         if session == "logged in with CSRF token" and request["method"] == "POST":
             request["headers"]["X-CSRF-Token"] = CSRF

@@ -7,14 +7,12 @@ brokerage through the emulator's portal, sees the new positions, refreshes one
 provider, logs out and is refused. Screenshots of every page go to
 ``test-output/screenshots/`` at the repository root (gitignored).
 
-Chromium comes from Debian's ``chromium`` package (``.ci/run`` installs it when
-missing); ``playwright install`` is never used. Without it the test skips
-locally and FAILS in CI (CI=true).
+Chromium, the tab helper and the skip-locally-fail-in-CI rule are in
+``tests/browser_fixtures.py`` (shared with ``tests/test_deployed.py``).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,46 +20,20 @@ from typing import Any
 
 import pytest
 
-from settings import PROJECT_ROOT
+from tests.browser_fixtures import WAIT_MS, Pages, free_port, launched_chromium
 from tests.conftest import make_services
 from tests.web_fixtures import TEST_PASSWORD, make_app
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
-SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 USER = "browser.person@example.com"
 PHONE = {"width": 390, "height": 844}
-WAIT_MS = 20_000
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}: the browser test must run in CI")
-    pytest.skip(reason)
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -r requirements.txt)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -71,10 +43,19 @@ def live_app(tmp_path: Path, sqlite_url: str, emulator: Any) -> Iterator[str]:
 
     from services.composition import system_clock
 
-    services = make_services(tmp_path, sqlite_url, emulator, system_clock, DEFAULT_USER_EMAIL=USER)
+    port = free_port()
+    services = make_services(
+        tmp_path,
+        sqlite_url,
+        emulator,
+        system_clock,
+        DEFAULT_USER_EMAIL=USER,
+        # Where the providers send the person back: this server, not make run's address.
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+    )
     services.web_auth.passwords.set_password(TEST_PASSWORD)
     app = make_app(services, TESTING=False, PLAID_LINK_POLL_SECONDS=0.2)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-web-app", daemon=True)
     thread.start()
     try:
@@ -84,39 +65,6 @@ def live_app(tmp_path: Path, sqlite_url: str, emulator: Any) -> Iterator[str]:
         server.server_close()
         thread.join(timeout=5)
         services.close()
-
-
-class Pages:
-    """One browser tab plus what it should never see: CSP violations and script errors."""
-
-    def __init__(self, page: Any, base_url: str) -> None:
-        self.page = page
-        self.base_url = base_url
-        self.problems: list[str] = []
-        page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
-        page.on("console", self._console)
-        page.on("response", self._response)
-
-    def _console(self, message: Any) -> None:
-        # A failed load is reported by _response with its URL; anything else (a CSP
-        # violation above all) is a problem.
-        if message.type == "error" and "Failed to load resource" not in message.text:
-            self.problems.append(f"console: {message.text}")
-
-    def _response(self, response: Any) -> None:
-        # Only our app's answers count: the emulator's stub pages have no favicon.
-        if response.url.startswith(self.base_url) and response.status >= 400:
-            self.problems.append(f"{response.status} for {response.url}")
-
-    def goto(self, path: str) -> Any:
-        return self.page.goto(self.base_url + path)
-
-    def shot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-    def text(self) -> str:
-        return str(self.page.inner_text("body"))
 
 
 def test_a_person_links_both_providers_sees_positions_refreshes_and_logs_out(
@@ -176,7 +124,7 @@ def test_a_person_links_both_providers_sees_positions_refreshes_and_logs_out(
     page.click("button[value=charles-schwab]")
     page.wait_for_url(f"{base_url}/snaptrade/")
     text = tab.text()
-    assert "SnapTrade connected; positions are up to date." in text
+    assert "SnapTrade connected Charles Schwab; positions are up to date." in text
     assert "Charles Schwab" in text and "Upgrade to trading" in text
     tab.shot("08-snaptrade-connected")
 

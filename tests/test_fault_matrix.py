@@ -47,7 +47,7 @@ from sandbox.server import start_emulator
 from services.models import PositionRow, ProviderCall, TradeOrder, TradePreview
 from tests.conftest import FakeClock, find_secrets, make_services, make_settings
 from tests.retry_waits import record_retry_wait
-from tests.web_fixtures import make_app
+from tests.web_fixtures import make_app, wait_for_link
 
 ATTEMPTS = 3  # PROVIDER_RETRY_ATTEMPTS below, and what conftest's retry_sleeps sets
 TIMEOUT_SECONDS = 0.3
@@ -150,10 +150,11 @@ def mcp_outcome(result: Any, shown: Callable[[dict[str, Any]], bool]) -> Outcome
 
 
 def web_client(hub: Hub, **config: Any) -> Any:
-    """A logged-in test client (the session is written directly: no password hashing)."""
+    """A logged-in test client (a session started directly: no password hashing)."""
     client = make_app(hub.services, **config).test_client()
+    session_id = hub.services.web_auth.sessions.start(hub.services.user_email)
     with client.session_transaction() as session:
-        session["user"] = hub.services.user_email
+        session["sid"] = session_id
         session["csrf_token"] = CSRF
     return client
 
@@ -296,7 +297,7 @@ def web_plaid_link(hub: Hub, provider: str, *, update: bool = False) -> Outcome:
     status = checked_response(client.get(f"/api/plaid/link/{job_id}")).get_json()
     link_token = urlsplit(status["hosted_link_url"]).path.rsplit("/", 1)[1]
     hub.controls.complete_link(link_token, "merrill-lynch")
-    job = hub.services.plaid_link.wait_for_job(job_id, 30)
+    job = wait_for_link(hub.services, job_id, 30)
     assert job.finished, job
     answer = checked_response(client.get(f"/api/plaid/link/{job_id}"))
     page = checked_response(client.get(location))

@@ -53,6 +53,7 @@ from tests.emulator_fixtures import (
     snaptrade_spec,
     spec_format_checker,
 )
+from tests.web_fixtures import wait_for_link
 
 SCHWAB_ACCOUNT = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 IBKR_AUTH = data.SNAPTRADE_AUTHORIZATION_IDS["interactive-brokers"]
@@ -65,6 +66,7 @@ SNAPTRADE_CALLS = {
     "snaptrade /accounts",
     "snaptrade /accounts/{accountId}/balances",
     "snaptrade /accounts/{accountId}/positions/all",
+    "snaptrade /authorizations",
     "snaptrade /authorizations/{authorizationId}",
     "snaptrade /accounts/{accountId}/symbols",
     "snaptrade /trade/impact",
@@ -247,10 +249,10 @@ def every_call_the_project_makes(hub: Any, new_user: Any, emulator: Any) -> None
     # and moving IBKR to SnapTrade (holdings on both sides, then /item/remove).
     job = new_user.plaid_link.start_plaid_link(poll_seconds=0.02)
     emulator.controls.complete_link(job.link_token, "merrill-lynch")
-    assert new_user.plaid_link.wait_for_job(job.job_id, 15).status == "done"
+    assert wait_for_link(new_user, job.job_id, 15).status == "done"
     update = hub.plaid_link.start_plaid_update("merrill-lynch", poll_seconds=0.02)
     emulator.controls.complete_link(update.link_token, "merrill-lynch")
-    hub.plaid_link.wait_for_job(update.job_id, 15)
+    wait_for_link(hub, update.job_id, 15)
     assert hub.migrations.migrate("interactive-brokers", execute=True)["ok"]
 
 

@@ -31,6 +31,7 @@ from services.errors import (
     SecretNotFound,
     SecretScheduledForDeletion,
     SecretStoreError,
+    SecretStoreUnavailable,
 )
 from services.secret_store import (
     PLAID_TOKEN_PREFIX,
@@ -366,7 +367,7 @@ def test_local_write_is_atomic_when_the_replace_fails(
         raise OSError("simulated crash before the rename")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(SecretStoreError):
+    with pytest.raises(SecretStoreUnavailable):
         local_store.put(A_MERRILL, OTHER_TOKEN)
     monkeypatch.undo()
 
@@ -422,9 +423,10 @@ def test_corrupt_local_file_is_reported_without_its_content(tmp_path: Path) -> N
     LocalSecretStore(path)
     path.write_text('{"secrets": {"' + TOKEN)
 
-    with pytest.raises(SecretStoreError) as caught:
+    with pytest.raises(SecretStoreUnavailable) as caught:
         LocalSecretStore(path).get(A_MERRILL)
     assert TOKEN not in str(caught.value)
+    assert str(tmp_path) not in str(caught.value)  # the file by name, never its folder
 
 
 def test_local_file_holds_the_documented_layout(

@@ -44,7 +44,7 @@ from tests.conftest import (
     secrets_in_database,
 )
 from tests.retry_waits import recording_retry_policy
-from tests.web_fixtures import TEST_PASSWORD, csrf_token, log_in, make_app
+from tests.web_fixtures import TEST_PASSWORD, csrf_token, log_in, make_app, wait_for_link
 
 SCHWAB_ACCOUNT = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 IBKR_TOKEN = demo.PLAID_ACCESS_TOKENS["interactive-brokers"]
@@ -182,6 +182,7 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
     keep("api without login", client.get("/api/positions"))
     keep("page without login", client.get("/connections"))
     keep("healthz", client.get("/healthz"))
+    keep("readyz", client.get("/readyz"))
     keep("static", client.get("/static/style.css"))
     keep(
         "wrong password",
@@ -228,7 +229,7 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
     job_id = job_path.rsplit("/", 1)[1]
     status = keep("link status", client.get(f"/api/plaid/link/{job_id}")).get_json()
     emulator.controls.complete_link(status["hosted_link_url"].rsplit("/", 1)[1], "merrill-lynch")
-    hub.plaid_link.wait_for_job(job_id, 15)
+    wait_for_link(hub, job_id, 15)
     keep("link page", client.get(job_path))
     keep("link status done", client.get(f"/api/plaid/link/{job_id}"))
     keep("link unknown", client.get("/api/plaid/link/unknown-job"))
@@ -284,6 +285,7 @@ def test_no_cli_command_prints_a_credential(hub: Any, emulator: Any) -> None:
         ("migrate-institution", "interactive-brokers", "--execute"),  # already done
         ("migrate-institution", "Nowhere At All"),
         ("demo-login",),  # prints the demo password by design; nothing else secret
+        ("clear-login-brake",),
     ]
     assert {args[0] for args in runs} | {"set-password"} == set(app.cli.commands)
     for args in runs:

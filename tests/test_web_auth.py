@@ -21,7 +21,13 @@ from tests.web_fixtures import (
 )
 
 # The only endpoints reachable without logging in. Adding one here is a security decision.
-PUBLIC_ENDPOINTS = {"health.healthz", "auth.login", "auth.login_submit", "static"}
+PUBLIC_ENDPOINTS = {
+    "health.healthz",
+    "health.readyz",
+    "auth.login",
+    "auth.login_submit",
+    "static",
+}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 PAGES = ("/", "/connections", "/plaid/", "/snaptrade/", "/trades", "/costs")
 
@@ -90,6 +96,7 @@ def test_unknown_paths_also_need_a_login(app: Any) -> None:
 def test_public_routes_answer_without_a_login(app: Any) -> None:
     client = app.test_client()
     assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json()["ready"] is True
     assert client.get("/login").status_code == 200
     assert client.get("/static/style.css").status_code == 200
 

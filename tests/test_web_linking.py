@@ -13,7 +13,7 @@ import pytest
 
 from sandbox import data, demo
 from tests.conftest import make_services
-from tests.web_fixtures import logged_in_client, post
+from tests.web_fixtures import logged_in_client, post, wait_for_link
 
 NEW_USER = "new.person@example.com"
 FAST_POLL = {"PLAID_LINK_POLL_SECONDS": 0.02}
@@ -42,7 +42,7 @@ def _link_token(client: Any, job_id: str) -> str:
 
 def _finish_plaid_link(client: Any, services: Any, emulator: Any, job_id: str, slug: str) -> Any:
     emulator.controls.complete_link(_link_token(client, job_id), slug)
-    job = services.plaid_link.wait_for_job(job_id, JOB_WAIT_SECONDS)
+    job = wait_for_link(services, job_id, JOB_WAIT_SECONDS)
     assert job.finished, job
     return client.get(f"/api/plaid/link/{job_id}").get_json()
 
@@ -100,7 +100,8 @@ def test_plaid_hosted_link_brings_the_person_back_to_the_progress_page(
     link_token = _link_token(client, job_id)
     state = emulator.controls.plaid_link_token(link_token)
     assert state is not None
-    assert state["completion_redirect_uri"] == f"http://localhost/plaid/link/{job_id}"
+    # Built from PUBLIC_BASE_URL (the embedded default's), never from the request's host.
+    assert state["completion_redirect_uri"] == f"http://127.0.0.1:5000/plaid/link/{job_id}"
     assert state["products"] == ["investments"]
 
 
@@ -141,7 +142,7 @@ def test_an_item_that_needs_a_relogin_is_repaired_through_update_mode(
     assert record["update_access_token"] == merrill  # Link update mode for this Item
     emulator.controls.clear()  # the person logs in again at the institution
     emulator.controls.complete_link(link_token, "merrill-lynch")
-    job = services.plaid_link.wait_for_job(job_id, JOB_WAIT_SECONDS)
+    job = wait_for_link(services, job_id, JOB_WAIT_SECONDS)
 
     assert job.status == "done", job.message
     assert emulator.controls.calls("plaid /item/public_token/exchange") == 0
@@ -161,7 +162,7 @@ def test_a_plaid_link_that_is_never_finished_times_out_and_says_so(
     services.plaid_link.timeout_seconds = 0.1
     client = logged_in_client(services, **FAST_POLL)
     job_id = _job_id(post(client, "/plaid/link"))
-    job = services.plaid_link.wait_for_job(job_id, JOB_WAIT_SECONDS)
+    job = wait_for_link(services, job_id, JOB_WAIT_SECONDS)
     assert job.status == "failed"
     assert "not completed within" in job.message
     assert services.plaid_link.linked_plaid_slugs() == []
@@ -193,14 +194,15 @@ def test_connecting_a_first_brokerage_registers_the_user_and_shows_its_positions
     session = _portal_session(client, flow_id)
     portal = emulator.controls.snaptrade_portal_session(session)
     assert portal is not None and portal["connection_type"] == "read"
-    assert portal["custom_redirect"] == f"http://localhost/snaptrade/connected/{flow_id}"
+    # Built from PUBLIC_BASE_URL (the embedded default's), never from the request's host.
+    assert portal["custom_redirect"] == f"http://127.0.0.1:5000/snaptrade/connected/{flow_id}"
 
     emulator.controls.complete_connection(session, "charles-schwab")
     back = client.get(f"/snaptrade/connected/{flow_id}")
     assert back.status_code == 303 and back.headers["Location"] == "/snaptrade/"
 
     page = client.get("/snaptrade/").get_data(as_text=True)
-    assert "SnapTrade connected; positions are up to date." in page
+    assert "SnapTrade connected Charles Schwab; positions are up to date." in page
     assert "Charles Schwab" in page and "Upgrade to trading" in page
     assert secret not in page
     positions = client.get("/").get_data(as_text=True)
@@ -236,7 +238,7 @@ def test_a_read_connection_is_upgraded_to_trade_through_reconnect(
     assert authorization is not None and authorization["type"] == "trade"
     page = client.get("/snaptrade/").get_data(as_text=True)
     assert "Upgrade to trading" not in page
-    assert "SnapTrade reconnected" in page
+    assert "SnapTrade upgraded Charles Schwab to trade access" in page
 
 
 def test_a_disabled_connection_is_shown_and_reconnected(services: Any, emulator: Any) -> None:

@@ -23,7 +23,11 @@ def build_secret_store(
     """Build the configured backend; an unknown name stops start-up with a clear ConfigError."""
     choice = backend.strip().lower() if isinstance(backend, str) else backend
     if choice == "local":
-        return LocalSecretStore(Path(instance_dir) / "secrets.json", clock=clock)
+        return LocalSecretStore(
+            Path(instance_dir) / "secrets.json",
+            clock=clock,
+            shown_as="secrets.json in INSTANCE_DIR",
+        )
     if choice == "aws":
         if not region_name:
             raise ConfigError("the 'aws' secret store backend needs an AWS region name")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.errors import SecretNotFound, SecretScheduledForDeletion, SecretStoreError
+from core.errors import SecretNotFound, SecretScheduledForDeletion, SecretStoreUnavailable
 from core.redaction import register_secret
 from core.secret_store import (
     DEFAULT_RECOVERY_DAYS,
@@ -41,25 +41,55 @@ class LocalSecretStore(SecretStore):
     each other's writes. The data file is never locked itself because it is replaced, not
     rewritten: each write goes to a 0600 temp file in the same directory, is fsynced and then
     ``os.replace``-d in, so a crash leaves either the old or the new file, never half of one.
+
+    A file that cannot be read, parsed or written makes every operation raise
+    :class:`SecretStoreUnavailable`; its message names the file as people know it, never
+    its absolute path (that is logged at DEBUG only). Building the store never raises for
+    that: the first operation does, so a broken file cannot stop a process from starting.
     """
 
     _FORMAT_VERSION = 1
 
-    def __init__(self, path: str | os.PathLike[str], clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        clock: Clock | None = None,
+        *,
+        shown_as: str | None = None,
+    ) -> None:
         self._path = Path(path)
+        self._shown_as = shown_as or self._path.name  # in messages: never the folder
         self._lock_path = self._path.with_name(self._path.name + ".lock")
         self._clock: Clock = clock or utc_now
+        self._prepared = False
         try:
-            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._prepare()
+        except SecretStoreUnavailable as exc:
+            logger.debug("secret store not usable yet: %s", exc.message)
+
+    def _prepare(self) -> None:
+        """A 0700 folder, and a 0600 file in it (made empty when missing); once."""
+        folder = self._path.parent
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            info = os.stat(folder)
+            if info.st_uid == os.getuid() and info.st_mode & 0o077:
+                # Made by an older version (0755): the folder of the secrets is the owner's.
+                os.chmod(folder, 0o700)
+                logger.info("the folder of the secret file was open to others; now 700")
         except OSError as exc:
-            raise SecretStoreError(
-                f"cannot create the directory of the secret file {str(self._path)!r}"
-            ) from exc
+            raise self._unavailable("cannot create the folder of the secret file") from exc
         with self._locked():
             if os.path.lexists(self._path):
                 self._enforce_private_mode()
             else:
                 self._write({})
+        self._prepared = True
+
+    def _unavailable(self, problem: str) -> SecretStoreUnavailable:
+        """``problem`` about the file, naming it as people know it (the full path: DEBUG log)."""
+        logger.debug("%s: %s", problem, self._path)
+        return SecretStoreUnavailable(f"{problem}: {self._shown_as}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={str(self._path)!r})"
@@ -171,7 +201,7 @@ class LocalSecretStore(SecretStore):
         try:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise SecretStoreError(f"cannot open the lock file {str(self._lock_path)!r}") from exc
+            raise self._unavailable("cannot open the lock file of the secret file") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -185,6 +215,8 @@ class LocalSecretStore(SecretStore):
         Secrets whose recovery window has passed are purged here, so every operation sees the
         same "really gone" state that Secrets Manager's background purge would produce.
         """
+        if not self._prepared:
+            self._prepare()
         with self._locked():
             secrets = self._read()
             before = json.dumps(secrets, sort_keys=True)
@@ -210,20 +242,16 @@ class LocalSecretStore(SecretStore):
         except FileNotFoundError:
             return {}  # removed behind our back: behave like an empty store and recreate it
         except OSError as exc:
-            raise SecretStoreError(f"cannot open the secret file {str(self._path)!r}") from exc
+            raise self._unavailable("cannot open the secret file") from exc
         try:
             with os.fdopen(fd, "r", encoding="utf-8") as handle:
                 document = json.load(handle)
         except (OSError, ValueError) as exc:
             # ValueError covers JSON and UTF-8 errors; their text is not repeated on purpose.
-            raise SecretStoreError(
-                f"the secret file {str(self._path)!r} is unreadable or not valid JSON"
-            ) from exc
+            raise self._unavailable("the secret file is unreadable or not valid JSON") from exc
         secrets = document.get("secrets") if isinstance(document, dict) else None
         if not isinstance(secrets, dict):
-            raise SecretStoreError(
-                f"the secret file {str(self._path)!r} does not have the expected layout"
-            )
+            raise self._unavailable("the secret file does not have the expected layout")
         return secrets
 
     def _write(self, secrets: dict[str, dict[str, Any]]) -> None:
@@ -247,7 +275,7 @@ class LocalSecretStore(SecretStore):
             tmp_name = None
             _fsync_directory(directory)
         except OSError as exc:
-            raise SecretStoreError(f"cannot write the secret file {str(self._path)!r}") from exc
+            raise self._unavailable("cannot write the secret file") from exc
         finally:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
@@ -258,18 +286,17 @@ class LocalSecretStore(SecretStore):
         try:
             info = os.lstat(self._path)
         except OSError as exc:
-            raise SecretStoreError(f"cannot inspect the secret file {str(self._path)!r}") from exc
+            raise self._unavailable("cannot inspect the secret file") from exc
         if not stat.S_ISREG(info.st_mode):
-            raise SecretStoreError(f"the secret file {str(self._path)!r} is not a regular file")
+            raise self._unavailable("the secret file is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
         if mode != 0o600:
             logger.warning("secret file %s had mode %o; tightening it to 600", self._path, mode)
             try:
                 os.chmod(self._path, 0o600)
             except OSError as exc:
-                raise SecretStoreError(
-                    f"the secret file {str(self._path)!r} has mode {mode:o} and cannot be "
-                    "changed to 600"
+                raise self._unavailable(
+                    f"the secret file has mode {mode:o} and cannot be changed to 600"
                 ) from exc
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import SecretStoreError
+from core.errors import SecretStoreError, SecretStoreUnavailable
 from core.secret_names import plaid_token_name, snaptrade_user_secret_name
 from core.secret_store import SecretStore
 from sandbox import demo
@@ -76,10 +76,24 @@ def seed_demo_user(
     """Give the demo user the emulator's tokens for ``providers``, once per secret store.
 
     A marker secret records that seeding happened, so a token deleted later (say by
-    a migration) is never silently put back.
+    a migration) is never silently put back. A secret store that cannot be read is left
+    alone: the process still starts, and whatever needs the store says what is wrong
+    (a 503 page, one CLI line); the next start seeds once the file is fixed.
     """
     if user_email != DEMO_USER_EMAIL or not providers:
         return
+    try:
+        _seed(store, user_email, providers, clock)
+    except SecretStoreUnavailable as exc:
+        log.debug("demo user not seeded: %s", exc.message)
+
+
+def _seed(
+    store: SecretStore,
+    user_email: str,
+    providers: tuple[str, ...],
+    clock: Callable[[], datetime],
+) -> None:
     marker = f"{DEMO_SEEDED_MARKER}{user_email}"
     if store.exists(marker):
         return

@@ -13,34 +13,40 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine
 
+from core.errors import SchemaBehind
 from core.secret_names import snaptrade_user_secret_name
 from core.secret_store import SecretStore
 from providers.calls import RetryPolicy
 from providers.secret_stores import build_secret_store
 from providers.snaptrade.broker import SnapTradeBrokerAdapter
-from services.auth import LoginRateLimiter, PasswordStore, WebAuth
+from services.auth import PasswordStore, WebAuth
 from services.call_ledger import SqlCallLedger
 from services.clock import Clock, system_clock
 from services.composition.clients import ProviderClients, ProviderEndpoint
 from services.connections import ConnectionRegistry
 from services.cost_service import CostService, Fees
-from services.db import make_engine, upgrade_schema
+from services.db import make_engine, schema_state, upgrade_schema
 from services.health_service import HealthService
+from services.linking.link_store import LinkStore
 from services.linking.plaid_link import PlaidLinkService
 from services.linking.snaptrade_portal import SnapTradePortalService
+from services.login_brake import LoginBrake
 from services.migration.runs import MigrationRuns
 from services.migration.service import MigrationService
 from services.plaid_items import PlaidItemRemoval
 from services.position_fetchers import PlaidPositionsFetcher, SnapTradePositionsFetcher
-from services.position_service import PositionService
+from services.position_service import PositionFetcher, PositionService
 from services.position_views import PositionViews
 from services.provider_access import ProviderAccess
+from services.single_flight import SingleFlight
 from services.trading.service import TradeExecutionService
+from services.web_sessions import SessionRules, WebSessions
 from settings import PLAID_HOSTS, SNAPTRADE_HOSTS, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -75,13 +81,34 @@ class Services:
     # --- storage ---------------------------------------------------------------------
 
     @cached_property
-    def engine(self) -> Engine:
+    def database(self) -> Engine:
+        """The engine, whatever its schema: only ``migrate`` uses it as it is."""
+        return make_engine(self.settings.database_url)
 
-        engine = make_engine(self.settings.database_url)
+    @cached_property
+    def engine(self) -> Engine:
+        """The engine of a schema at the newest migration; every service uses this one.
+
+        Outside the embedded default a schema that is behind raises SchemaBehind (one
+        line: run ``flask --app app migrate``), on every use until it is migrated.
+        """
+        engine = self.database
         if self.emulator_mode:
             # The embedded default must work in one command: migrate on first start.
             upgrade_schema(engine)
+            return engine
+        problem = schema_state(engine).problem()
+        if problem is not None:
+            raise SchemaBehind(problem)
         return engine
+
+    def require_current_schema(self) -> None:
+        """Raise SchemaBehind unless the schema is current (free once it was)."""
+        _ = self.engine
+
+    def migrate_schema(self) -> None:
+        """Bring the schema to the newest migration (``flask --app app migrate``)."""
+        upgrade_schema(self.database)
 
     @cached_property
     def secret_store(self) -> SecretStore:
@@ -122,7 +149,8 @@ class Services:
 
         return EmbeddedProviders(self.settings.instance_dir, self._emulator)
 
-    def _endpoint(self, provider: str) -> ProviderEndpoint:
+    def _endpoint(self, provider: str) -> ProviderEndpoint | None:
+        """Where ``provider`` answers; None when it is disabled, so no client is ever made."""
         settings = self.settings
         if provider == "plaid":
             env, host = settings.plaid_env, settings.plaid_base_url
@@ -132,6 +160,8 @@ class Services:
             env, host = settings.snaptrade_env, settings.snaptrade_base_url
             client_id, secret = settings.snaptrade_client_id, settings.snaptrade_consumer_key
             hosts = SNAPTRADE_HOSTS
+        if env == "disabled":
+            return None
         if env == "emulator":
             return self._embedded.endpoint(provider, host=host, client_id=client_id, secret=secret)
         return ProviderEndpoint(host or hosts[env], client_id, secret)
@@ -182,16 +212,20 @@ class Services:
     @cached_property
     def positions(self) -> PositionService:
 
+        environments = self.settings.provider_envs
+        fetchers: dict[str, PositionFetcher] = {
+            "plaid": PlaidPositionsFetcher(self.access, self.connections, self.clock),
+            "snaptrade": SnapTradePositionsFetcher(self.access, self.connections, self.clock),
+        }
         return PositionService(
             engine=self.engine,
             user_email=self.user_email,
-            fetchers={
-                "plaid": PlaidPositionsFetcher(self.access, self.connections, self.clock),
-                "snaptrade": SnapTradePositionsFetcher(self.access, self.connections, self.clock),
-            },
+            # A disabled provider gets no fetcher: it is never fetched, nor its rows read.
+            fetchers={p: f for p, f in fetchers.items() if environments[p] != "disabled"},
             clock=self.clock,
             provider_priority=self.settings.provider_priority,
             cache_hours=self.settings.provider_cache_hours,
+            environments=environments,
         )
 
     @cached_property
@@ -208,7 +242,11 @@ class Services:
     def health(self) -> HealthService:
 
         return HealthService(
-            self.access, self.connections, self.clock, snaptrade_client_id=self.snaptrade_client_id
+            self.access,
+            self.connections,
+            self.clock,
+            snaptrade_client_id=self.snaptrade_client_id,
+            environments=self.settings.provider_envs,
         )
 
     @cached_property
@@ -225,6 +263,7 @@ class Services:
                 plaid_refresh_call=settings.plaid_refresh_call_usd,
                 snaptrade_user_monthly=settings.snaptrade_user_monthly_usd,
             ),
+            environments=settings.provider_envs,
         )
 
     @cached_property
@@ -264,34 +303,47 @@ class Services:
 
     @cached_property
     def web_auth(self) -> WebAuth:
-
+        settings = self.settings
+        rules = SessionRules(
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            lifetime=timedelta(hours=settings.session_max_hours),
+        )
         return WebAuth(
-            PasswordStore(self.secret_store, self.user_email), LoginRateLimiter(self.clock)
+            PasswordStore(self.secret_store, self.user_email),
+            LoginBrake(self.engine, self.clock),
+            WebSessions(self.engine, self.clock, rules),
         )
 
     @cached_property
-    def plaid_link(self) -> PlaidLinkService:
+    def _links(self) -> LinkStore:
+        return LinkStore(self.engine, self.user_email, self.clock)
 
+    @cached_property
+    def plaid_link(self) -> PlaidLinkService:
         return PlaidLinkService(
             access=self.access,
             connections=self.connections,
             positions=self.positions,
+            store=self._links,
             clock=self.clock,
         )
 
     @cached_property
     def snaptrade_portal(self) -> SnapTradePortalService:
-
         return SnapTradePortalService(
-            access=self.access, positions=self.positions, clock=self.clock
+            access=self.access,
+            positions=self.positions,
+            store=self._links,
+            single_flight=SingleFlight(self.engine, wait_seconds=30),
+            clock=self.clock,
         )
 
     def close(self) -> None:
         """Release what this process holds: database connections, an emulator it started."""
         if "_embedded" in self.__dict__:
             self._embedded.close()
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        if "database" in self.__dict__:
+            self.database.dispose()
 
 
 def build_services(

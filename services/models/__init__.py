@@ -1,0 +1,30 @@
+"""The database schema (SQLAlchemy 2.x). Alembic migrations in ``migrations/`` create it.
+
+Money and quantities are stored as NUMERIC so Postgres keeps exactly what the
+provider sent; they are read back as float because the providers send JSON
+floats to begin with and every figure we show is rounded.
+"""
+
+from services.models.base import Amount, Base
+from services.models.migration import MigrationRun
+from services.models.people import ProviderCall, ProviderConnection, User
+from services.models.positions import PositionRow, PositionSnapshot
+from services.models.trading import TradeOrder, TradePreview
+from services.models.web import LoginAttempt, PlaidLinkSession, SnapTradePortalFlow, WebSession
+
+__all__ = [
+    "Amount",
+    "Base",
+    "LoginAttempt",
+    "MigrationRun",
+    "PlaidLinkSession",
+    "PositionRow",
+    "PositionSnapshot",
+    "ProviderCall",
+    "ProviderConnection",
+    "SnapTradePortalFlow",
+    "TradeOrder",
+    "TradePreview",
+    "User",
+    "WebSession",
+]
