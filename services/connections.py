@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from core.errors import ConnectionDisabled, ItemNotFound, LoginRequired, ProviderError
 from services.models import ProviderConnection
@@ -146,12 +146,18 @@ class ConnectionRegistry:
             **details,  # type: ignore[arg-type]
         )
 
-    def list(self, user_email: str, provider: str | None = None) -> list[ConnectionState]:
+    def list(
+        self, user_email: str, provider: str | None = None, *, conn: Connection | None = None
+    ) -> list[ConnectionState]:
+        """The user's connections as last seen (on ``conn`` when the caller has one open)."""
         user_id = self._known_user_id(user_email)
         if user_id is None:
             return []
-        with self._engine.connect() as conn:
+        if conn is not None:
             rows = conn.execute(_STATES_OF_USER, {"user_id": user_id}).all()
+        else:
+            with self._engine.connect() as own:
+                rows = own.execute(_STATES_OF_USER, {"user_id": user_id}).all()
         return [
             ConnectionState(*row) for row in rows if provider is None or row.provider == provider
         ]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from core.errors import (
     PROVIDER_DISPLAY_NAMES,
@@ -187,13 +187,17 @@ class PositionService:
         metadata.update(self._disabled_metadata())
         return CacheState({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, metadata)
 
-    def peek(self) -> tuple[CacheState, bool]:
+    def peek(self, conn: Connection | None = None) -> tuple[CacheState, bool]:
         """The cache as it is, and whether a read would fetch a provider first (never fetches)."""
-        snapshots = self._store.snapshots()
+        snapshots = self._store.snapshots(conn)
         stale = any(
             not self._freshness(p, snapshots.get(p, EMPTY_SNAPSHOT))[0] for p in self._fetchers
         )
         return self.state_of({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}), stale
+
+    def connect(self) -> Connection:
+        """A connection for a caller that reads the cache state and more in one go."""
+        return self._store.connect()
 
     def state_of(self, snapshots: dict[str, Snapshot]) -> CacheState:
         """What ``snapshots`` say about each provider's cache, as served from it."""

@@ -79,10 +79,16 @@ class PositionStore:
         assert self._user_id is not None
         return self._user_id
 
-    def snapshots(self) -> dict[str, Snapshot]:
-        """Each provider's cache state: the one small query a warm read makes."""
-        with self._engine.connect() as conn:
+    def snapshots(self, conn: Connection | None = None) -> dict[str, Snapshot]:
+        """Each provider's cache state: the one small query a warm read makes (on ``conn``,
+        when the caller reads more on the same connection)."""
+        if conn is not None:
             return self._snapshots(conn)
+        with self._engine.connect() as own:
+            return self._snapshots(own)
+
+    def connect(self) -> Connection:
+        return self._engine.connect()
 
     def read_rows(self, providers: list[str]) -> dict[str, list[dict[str, Any]]]:
         with self._engine.connect() as conn:

@@ -80,11 +80,18 @@ class PositionViews:
         ``positions_per_account`` bounds ``by_account`` (None: every position, for a page
         that shows them all)."""
         page_size = validate_positions_request(format, refresh_provider, limit, cursor)
+        if refresh_provider is None:
+            warm = self._warm(format, page_size, cursor, positions_per_account)
+            if warm is not None:
+                return warm
         refresh = self._refresh(refresh_provider) if refresh_provider is not None else None
         # The refreshed provider is now fresh; the other is fetched only if its own cache expired.
         state = self.positions.ensure_fresh()
         view, state = self._view(state)
-        payload = self._payload(format, view, state, page_size, cursor, positions_per_account)
+        states = self._connections.list(self.positions.user_email)
+        payload = self._payload(
+            format, view, state, page_size, cursor, positions_per_account, states
+        )
         if refresh is not None:
             payload["refresh"] = refresh
         return payload
@@ -97,14 +104,27 @@ class PositionViews:
         What is left is two small queries and a few dictionaries, cheap enough for a
         caller to run without handing it to a worker thread."""
         page_size = validate_positions_request(format, None, limit, cursor)
-        state, stale = self.positions.peek()
-        if stale:
-            return None
-        with self._lock:
-            view = self._views.get(state.generation_key)
-        if view is None:
-            return None
-        return self._payload(format, view, state, page_size, cursor, POSITIONS_PER_ACCOUNT)
+        return self._warm(format, page_size, cursor, POSITIONS_PER_ACCOUNT)
+
+    def _warm(
+        self,
+        format: str,
+        page_size: int | None,
+        cursor: str | None,
+        positions_per_account: int | None,
+    ) -> dict[str, Any] | None:
+        # The cache state and the connection states on one connection: one pool checkout
+        # (and one pre-ping on Postgres) for the whole read.
+        with self.positions.connect() as conn:
+            state, stale = self.positions.peek(conn)
+            if stale:
+                return None
+            with self._lock:
+                view = self._views.get(state.generation_key)
+            if view is None:
+                return None
+            states = self._connections.list(self.positions.user_email, conn=conn)
+        return self._payload(format, view, state, page_size, cursor, positions_per_account, states)
 
     def _payload(
         self,
@@ -114,6 +134,7 @@ class PositionViews:
         page_size: int | None,
         cursor: str | None,
         positions_per_account: int | None,
+        connection_states: list[ConnectionState],
     ) -> dict[str, Any]:
         tag = generation_tag(state.generation_key)
         payload: dict[str, Any] = {"format": format}
@@ -131,9 +152,7 @@ class PositionViews:
         payload["position_count"] = view.position_count
         payload["overlaps"] = view.overlaps
         payload["cache_info"] = cache_info(state.metadata)
-        add_connection_states(
-            payload["cache_info"], self._connections.list(self.positions.user_email)
-        )
+        add_connection_states(payload["cache_info"], connection_states)
         return payload
 
     def _refresh(self, provider: str) -> dict[str, Any]:
