@@ -11,7 +11,6 @@ print that line and exit instead of starting half-configured.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -20,6 +19,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError
+from core.setting_values import (
+    bad,
+    choice,
+    flag,
+    money,
+    percent,
+    positive_number,
+    url,
+    whole_hours,
+    whole_number,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -70,8 +80,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PLAID_REFRESH_CALL_USD", "0.12", "Plaid fee per /investments/refresh call (USD)."),
     Setting("SNAPTRADE_USER_MONTHLY_USD", "2.00", "SnapTrade fee per connected user per month."),
     Setting("TRADING_ENABLED", "false", "Allow placing orders (true/false); previews always work."),
+    Setting(
+        "READ_ONLY",
+        "false",
+        "Offer only the read-only MCP tools: no previews, no orders (true/false).",
+    ),
     Setting("MAX_ORDER_VALUE", "10000", "Largest estimated order value, in the account currency."),
     Setting("PREVIEW_TTL_SECONDS", "120", "Seconds a trade preview can be executed (at most 300)."),
+    Setting(
+        "MAX_DAILY_ORDER_VALUE",
+        "10000",
+        "Largest sum of orders placed or pending in any 24 hours, buys and sells, per currency.",
+    ),
+    Setting(
+        "MARKET_ORDER_BUFFER_PERCENT",
+        "5",
+        "A Market BUY is valued at the highest known price plus this percent.",
+    ),
+    Setting(
+        "FAR_LIMIT_PERCENT",
+        "10",
+        "A SELL limit this percent or more below the market is refused unless allow_far_limit.",
+    ),
+    Setting("MAX_ORDER_QUANTITY", "100000", "Largest quantity of one order, in shares or units."),
+    Setting(
+        "SKIP_ORDER_CONFIRMATION",
+        "false",
+        "Place orders without a person's confirmation: only with SNAPTRADE_ENV=emulator (demos).",
+    ),
     Setting(
         "ALLOW_MIXED_ENVIRONMENTS",
         "false",
@@ -146,8 +182,14 @@ class Settings:
     plaid_refresh_call_usd: float = 0.12
     snaptrade_user_monthly_usd: float = 2.00
     trading_enabled: bool = False
+    read_only: bool = False
     max_order_value: float = 10000.0
     preview_ttl_seconds: int = 120
+    max_daily_order_value: float = 10000.0
+    market_order_buffer_percent: float = 5.0
+    far_limit_percent: float = 10.0
+    max_order_quantity: float = 100000.0
+    skip_order_confirmation: bool = False
     allow_mixed_environments: bool = False
     public_base_url_setting: str = ""
     trusted_proxies: int = 0
@@ -183,74 +225,14 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-def _bad(name: str, value: str, allowed: str) -> ConfigError:
-    return ConfigError(f"{name}={value!r} is not valid: {allowed}")
-
-
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
-    value = env[name].strip()
-    if value not in allowed:
-        raise _bad(name, value, "allowed values are " + ", ".join(allowed))
-    return value
-
-
-def _whole_hours(env: Mapping[str, str], name: str) -> int:
-    raw = env[name].strip()
-    if not re.fullmatch(r"\d+", raw):
-        raise _bad(name, raw, "a whole number of hours, 0 or more")
-    return int(raw)
-
-
-def _positive_number(env: Mapping[str, str], name: str, *, integer: bool = False) -> float:
-    raw = env[name].strip()
-    try:
-        number = int(raw) if integer else float(raw)
-    except ValueError:
-        number = -1
-    if not math.isfinite(number) or number <= 0:
-        kind = "a whole number" if integer else "a number"
-        raise _bad(name, raw, f"{kind} greater than 0")
-    return number
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env[name].strip().lower()
-    if raw in ("true", "1", "yes", "on"):
-        return True
-    if raw in ("false", "0", "no", "off", ""):
-        return False
-    raise _bad(name, env[name].strip(), "true or false")
-
-
-def _money(env: Mapping[str, str], name: str) -> float:
-    raw = env[name].strip()
-    try:
-        amount = float(raw)
-    except ValueError:
-        amount = -1.0
-    if not math.isfinite(amount) or amount < 0:
-        raise _bad(name, raw, "an amount in USD, 0 or more, such as 0.30")
-    return amount
-
-
 def _provider_priority(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = env["PROVIDER_PRIORITY"].strip()
     order = tuple(part.strip() for part in raw.split(",") if part.strip())
     if sorted(order) != ["plaid", "snaptrade"]:
-        raise _bad(
+        raise bad(
             "PROVIDER_PRIORITY", raw, "both providers in order: snaptrade,plaid or plaid,snaptrade"
         )
     return order
-
-
-def _url(env: Mapping[str, str], name: str) -> str:
-    raw = env[name].strip()
-    if not raw:
-        return ""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _bad(name, raw, "an http:// or https:// URL such as http://127.0.0.1:8765/plaid")
-    return raw.rstrip("/")
 
 
 def _database_url(env: Mapping[str, str], instance_dir: Path) -> str:
@@ -259,7 +241,7 @@ def _database_url(env: Mapping[str, str], instance_dir: Path) -> str:
         return f"sqlite:///{instance_dir / 'brokerage_hub.db'}"
     scheme = raw.split("://", 1)[0] if "://" in raw else ""
     if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
-        raise _bad("DATABASE_URL", raw, "a sqlite:/// or postgresql:// URL")
+        raise bad("DATABASE_URL", raw, "a sqlite:/// or postgresql:// URL")
     return raw
 
 
@@ -273,17 +255,21 @@ def _required_for_live(env: Mapping[str, str], name: str, env_name: str, env_val
 MIN_SECRET_KEY_LENGTH = 32
 
 
-def _whole_number(env: Mapping[str, str], name: str, *, minimum: int, maximum: int) -> int:
-    raw = env[name].strip()
-    if not re.fullmatch(r"\d+", raw) or not minimum <= int(raw) <= maximum:
-        raise _bad(name, raw, f"a whole number from {minimum} to {maximum}")
-    return int(raw)
+def _skip_confirmation(env: Mapping[str, str], snaptrade_env: str) -> bool:
+    skip = flag(env, "SKIP_ORDER_CONFIRMATION")
+    # A real order always waits for a person: the model that previews it cannot confirm it.
+    if skip and snaptrade_env != "emulator":
+        raise ConfigError(
+            f"SKIP_ORDER_CONFIRMATION=true is refused with SNAPTRADE_ENV={snaptrade_env}: "
+            "orders at a real brokerage always need a person's confirmation"
+        )
+    return skip
 
 
 def _public_base_url(env: Mapping[str, str]) -> str:
-    raw = _url(env, "PUBLIC_BASE_URL")
+    raw = url(env, "PUBLIC_BASE_URL")
     if raw and urlsplit(raw).path not in ("", "/"):
-        raise _bad("PUBLIC_BASE_URL", raw, "the app's origin only, such as https://hub.example.com")
+        raise bad("PUBLIC_BASE_URL", raw, "the app's origin only, such as https://hub.example.com")
     return raw
 
 
@@ -326,20 +312,20 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
     instance_dir = Path(env["INSTANCE_DIR"].strip() or "instance")
     if not instance_dir.is_absolute():
         instance_dir = PROJECT_ROOT / instance_dir
-    plaid_env = _choice(env, "PLAID_ENV", PLAID_ENVS)
-    snaptrade_env = _choice(env, "SNAPTRADE_ENV", SNAPTRADE_ENVS)
-    allow_mixed = _flag(env, "ALLOW_MIXED_ENVIRONMENTS")
+    plaid_env = choice(env, "PLAID_ENV", PLAID_ENVS)
+    snaptrade_env = choice(env, "SNAPTRADE_ENV", SNAPTRADE_ENVS)
+    allow_mixed = flag(env, "ALLOW_MIXED_ENVIRONMENTS")
     _no_real_beside_emulated(plaid_env, snaptrade_env, allow_mixed)
     email = env["DEFAULT_USER_EMAIL"].strip()
     if not re.fullmatch(r"[^@\s/]+@[^@\s/]+", email):
-        raise _bad("DEFAULT_USER_EMAIL", email, "an email address such as you@example.com")
+        raise bad("DEFAULT_USER_EMAIL", email, "an email address such as you@example.com")
     return Settings(
         database_url=_database_url(env, instance_dir),
         instance_dir=instance_dir,
         plaid_env=plaid_env,
         plaid_client_id=_required_for_live(env, "PLAID_CLIENT_ID", "PLAID_ENV", plaid_env),
         plaid_secret=_required_for_live(env, "PLAID_SECRET", "PLAID_ENV", plaid_env),
-        plaid_base_url=_url(env, "PLAID_BASE_URL"),
+        plaid_base_url=url(env, "PLAID_BASE_URL"),
         snaptrade_env=snaptrade_env,
         snaptrade_client_id=_required_for_live(
             env, "SNAPTRADE_CLIENT_ID", "SNAPTRADE_ENV", snaptrade_env
@@ -347,28 +333,34 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
         snaptrade_consumer_key=_required_for_live(
             env, "SNAPTRADE_CONSUMER_KEY", "SNAPTRADE_ENV", snaptrade_env
         ),
-        snaptrade_base_url=_url(env, "SNAPTRADE_BASE_URL"),
-        secrets_backend=_choice(env, "SECRETS_BACKEND", SECRETS_BACKENDS),
+        snaptrade_base_url=url(env, "SNAPTRADE_BASE_URL"),
+        secrets_backend=choice(env, "SECRETS_BACKEND", SECRETS_BACKENDS),
         aws_region=env["AWS_REGION"].strip() or "us-east-1",
         default_user_email=email,
         provider_cache_hours={
-            "plaid": _whole_hours(env, "PLAID_CACHE_HOURS"),
-            "snaptrade": _whole_hours(env, "SNAPTRADE_CACHE_HOURS"),
+            "plaid": whole_hours(env, "PLAID_CACHE_HOURS"),
+            "snaptrade": whole_hours(env, "SNAPTRADE_CACHE_HOURS"),
         },
-        provider_timeout_seconds=_positive_number(env, "PROVIDER_TIMEOUT_SECONDS"),
-        provider_retry_attempts=int(_positive_number(env, "PROVIDER_RETRY_ATTEMPTS", integer=True)),
-        log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS),
+        provider_timeout_seconds=positive_number(env, "PROVIDER_TIMEOUT_SECONDS"),
+        provider_retry_attempts=int(positive_number(env, "PROVIDER_RETRY_ATTEMPTS", integer=True)),
+        log_level=choice(env, "LOG_LEVEL", LOG_LEVELS),
         secret_key=_secret_key(env),
         provider_priority=_provider_priority(env),
-        plaid_item_monthly_usd=_money(env, "PLAID_ITEM_MONTHLY_USD"),
-        plaid_refresh_call_usd=_money(env, "PLAID_REFRESH_CALL_USD"),
-        snaptrade_user_monthly_usd=_money(env, "SNAPTRADE_USER_MONTHLY_USD"),
-        trading_enabled=_flag(env, "TRADING_ENABLED"),
-        max_order_value=_positive_number(env, "MAX_ORDER_VALUE"),
-        preview_ttl_seconds=int(_positive_number(env, "PREVIEW_TTL_SECONDS", integer=True)),
+        plaid_item_monthly_usd=money(env, "PLAID_ITEM_MONTHLY_USD"),
+        plaid_refresh_call_usd=money(env, "PLAID_REFRESH_CALL_USD"),
+        snaptrade_user_monthly_usd=money(env, "SNAPTRADE_USER_MONTHLY_USD"),
+        trading_enabled=flag(env, "TRADING_ENABLED"),
+        read_only=flag(env, "READ_ONLY"),
+        max_order_value=positive_number(env, "MAX_ORDER_VALUE"),
+        preview_ttl_seconds=int(positive_number(env, "PREVIEW_TTL_SECONDS", integer=True)),
+        max_daily_order_value=positive_number(env, "MAX_DAILY_ORDER_VALUE"),
+        market_order_buffer_percent=percent(env, "MARKET_ORDER_BUFFER_PERCENT"),
+        far_limit_percent=percent(env, "FAR_LIMIT_PERCENT"),
+        max_order_quantity=positive_number(env, "MAX_ORDER_QUANTITY"),
+        skip_order_confirmation=_skip_confirmation(env, snaptrade_env),
         allow_mixed_environments=allow_mixed,
         public_base_url_setting=_public_base_url(env),
-        trusted_proxies=_whole_number(env, "TRUSTED_PROXIES", minimum=0, maximum=5),
-        session_idle_minutes=_whole_number(env, "SESSION_IDLE_MINUTES", minimum=1, maximum=1440),
-        session_max_hours=_whole_number(env, "SESSION_MAX_HOURS", minimum=1, maximum=720),
+        trusted_proxies=whole_number(env, "TRUSTED_PROXIES", minimum=0, maximum=5),
+        session_idle_minutes=whole_number(env, "SESSION_IDLE_MINUTES", minimum=1, maximum=1440),
+        session_max_hours=whole_number(env, "SESSION_MAX_HOURS", minimum=1, maximum=720),
     )

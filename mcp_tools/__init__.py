@@ -3,7 +3,9 @@
 Each module has ``register(server, get_services)``; ``get_services`` builds the
 service layer on first use, so the server answers its handshake before any
 database, SDK or pandas import. Every tool goes through ``boundary.tool_boundary``, and
-every dict it answers says which environment each provider is in (``environments``).
+every dict it answers says which environment each provider is in (``environments``) and
+which of its fields hold provider text (``untrusted_fields``); with ``read_only`` only the
+tools whose readOnlyHint is true are registered (see ``registration``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mcp_tools import health, migration, positions, trading
-from mcp_tools.environments import stamping_environments
+from mcp_tools.registration import registrar
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -19,7 +21,9 @@ if TYPE_CHECKING:
     from mcp_tools.boundary import ServicesFactory
 
 
-def register_all(server: MCPServer, get_services: ServicesFactory) -> None:
-    registrar = stamping_environments(server, get_services)
+def register_all(
+    server: MCPServer, get_services: ServicesFactory, *, read_only: bool = False
+) -> None:
+    tools = registrar(server, get_services, read_only=read_only)
     for module in (positions, migration, health, trading):
-        module.register(registrar, get_services)
+        module.register(tools, get_services)

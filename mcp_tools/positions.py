@@ -9,6 +9,7 @@ from pydantic import Field
 
 from mcp_tools.boundary import ServicesFactory, services_of, tool_boundary
 from mcp_tools.environments import stamped
+from mcp_tools.untrusted import marked
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -56,12 +57,16 @@ def get_positions(
     *,
     services: Services | None = None,
 ) -> dict[str, Any]:
-    """What the ``get_positions`` tool answers, as a plain function (for a REPL)."""
+    """What the ``get_positions`` tool answers, as a plain function (for a REPL).
+
+    The same answer as the tool's: provider text neutralized and marked (``untrusted``);
+    ``hub.position_views.answer`` gives the data as the providers sent it.
+    """
     from services.composition import configured_services  # lazily: tools/list comes first
 
     hub = services or configured_services()
     answer = hub.position_views.answer(format, refresh_provider, limit=limit, cursor=cursor)
-    return stamped(answer, hub.settings.provider_envs)
+    return marked(stamped(answer, hub.settings.provider_envs))
 
 
 def register(server: MCPServer, get_services: ServicesFactory) -> None:

@@ -1,6 +1,6 @@
-"""The emulator's HTTP admin switches under ``/_emulator/``: health, faults,
-latency, holds, counters, connection switches and holding units, for a test or
-process that has no Python handle on the emulator (it runs in another process).
+"""The emulator's HTTP admin switches under ``/_emulator/``: health, faults, latency,
+holds, counters, connection switches, holding units and security descriptions, for a test
+or process that has no Python handle on the emulator (it runs in another process).
 
 Each switch maps onto a :class:`sandbox.faults.Controls` method. The switches answer
 only when the emulator was started for tests (``start_emulator``) or with
@@ -46,6 +46,7 @@ def admin_rules() -> list[Rule]:
         Rule(f"{base}/reset", endpoint="admin reset", methods=["POST"]),
         Rule(f"{base}/state/reset", endpoint="admin reset state", methods=["POST"]),
         Rule(f"{base}/units", endpoint="admin units", methods=["POST"]),
+        Rule(f"{base}/description", endpoint="admin description", methods=["POST"]),
         Rule(
             f"{base}/connections/<authorizationId>/disable",
             endpoint="admin disable",
@@ -137,6 +138,8 @@ def serve_admin(
         elif key == "admin units":
             controls.set_units(body["account"], body["ticker"], body["units"])
             return ApiResponse(200, {"units": controls.units(body["account"], body["ticker"])})
+        elif key == "admin description":
+            controls.set_description(body["ticker"], body["text"])
         elif key == "admin complete link":
             token = controls.complete_link(params["linkToken"], body["institution"])
             return ApiResponse(200, {"public_token": token})

@@ -11,7 +11,12 @@ Both providers read an account through :func:`current_account`, so an account
 served by both (Interactive Brokers) changes on both at once, as a real account
 would; the app de-duplicates on exactly those quantities.
 
-Layout in the state: ``state["overrides"]["units"][account_key][ticker] = units``.
+A test may also give a security another description (:func:`set_description`): what the
+broker calls it, as Plaid's security ``name`` and SnapTrade's ``description`` (positions and
+symbol search), so a test can show what the app does with odd or hostile provider text.
+
+Layout in the state: ``state["overrides"]["units"][account_key][ticker] = units`` and
+``state["overrides"]["descriptions"][ticker] = text``.
 """
 
 from __future__ import annotations
@@ -20,24 +25,28 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from sandbox.data import ALL_ACCOUNTS, AccountTemplate, Holding
+from sandbox.data import ALL_ACCOUNTS, AccountTemplate, Holding, holding_by_ticker
 
 ACCOUNTS: dict[str, AccountTemplate] = {a.key: a for a in ALL_ACCOUNTS}
+# The state is one JSON file read on every request: a description is bounded, if generously.
+MAX_DESCRIPTION_CHARS = 100_000
 
 
 def current_account(state: dict[str, Any], template: AccountTemplate) -> AccountTemplate:
-    """``template`` with the state's units overrides applied.
+    """``template`` with the state's units and description overrides applied.
 
     A holding set to 0 units is left out: the position is gone, as a sold-out
     position is gone from both providers' answers. Everything computed from
     the holdings (values, account totals) follows from the returned template.
     """
     overrides = _units_overrides(state).get(template.key)
-    if not overrides:
+    descriptions = _description_overrides(state)
+    if not overrides and not descriptions:
         return template
     holdings: list[Holding] = []
-    for holding in template.holdings:
-        units = overrides.get(holding.ticker, holding.quantity)
+    for seeded in template.holdings:
+        holding = described(state, seeded)
+        units = (overrides or {}).get(holding.ticker, holding.quantity)
         if units == 0:
             continue
         if units != holding.quantity:
@@ -47,6 +56,21 @@ def current_account(state: dict[str, Any], template: AccountTemplate) -> Account
             holding = replace(holding, quantity=units, cost_basis=cost_basis)
         holdings.append(holding)
     return replace(template, holdings=tuple(holdings))
+
+
+def described(state: dict[str, Any], holding: Holding) -> Holding:
+    """``holding`` with the description a test set for its ticker, if any."""
+    text = _description_overrides(state).get(holding.ticker)
+    return holding if text is None else replace(holding, name=text)
+
+
+def set_description(state: dict[str, Any], ticker: str, text: str) -> None:
+    """Store ``text`` as what both providers call the seeded security ``ticker``."""
+    if holding_by_ticker(ticker) is None:
+        raise ValueError(f"no seeded holding of {ticker!r}")
+    if not isinstance(text, str) or len(text) > MAX_DESCRIPTION_CHARS:
+        raise ValueError(f"a description is a string of at most {MAX_DESCRIPTION_CHARS} chars")
+    state.setdefault("overrides", {}).setdefault("descriptions", {})[ticker] = text
 
 
 def seeded_holding(account_key: str, ticker: str) -> Holding:
@@ -87,3 +111,7 @@ def set_units(state: dict[str, Any], account_key: str, ticker: str, new_units: f
 def _units_overrides(state: dict[str, Any]) -> dict[str, dict[str, float]]:
     # A state file written before overrides existed has no "overrides" key.
     return state.get("overrides", {}).get("units", {})
+
+
+def _description_overrides(state: dict[str, Any]) -> dict[str, str]:
+    return state.get("overrides", {}).get("descriptions", {})

@@ -159,6 +159,17 @@ class WebAuth:
         log.warning("failed web login from %s", client)
         return None
 
+    def is_the_person(self, password: str, *, client: str) -> bool:
+        """Whether ``password`` is the web password, checked under the same brake as a login
+        (a command that confirms orders must not be a way to guess it faster)."""
+        attempt = self.brake.reserve(client, self.user_email)
+        if self.passwords.verify(self.user_email, password):
+            self.brake.succeeded(attempt)
+            return True
+        self.brake.failed(attempt)
+        log.warning("wrong web password given from %s", client)
+        return False
+
     def set_password(self, password: str) -> None:
         """Replace the password and end every session that began with the old one."""
         self.passwords.set_password(password)

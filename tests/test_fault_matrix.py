@@ -208,6 +208,19 @@ def preview_first(hub: Hub) -> None:
     hub.context["preview_id"] = answer["preview_id"]
 
 
+def preview_and_confirm_first(hub: Hub) -> None:
+    # The person has confirmed (on the trades page): only the placement meets the fault.
+    preview_first(hub)
+    hub.services.trading.confirm(hub.context["preview_id"], via="web")
+
+
+def place_an_open_sell_first(hub: Hub) -> None:
+    # A SELL limit above the market stays open at the brokerage: the next SELL reads it.
+    trading = hub.services.trading
+    answer = trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "SELL", 1, "Limit", 99.0)
+    trading.confirm_and_place(answer["preview_id"], via="web")
+
+
 def allow_ibkr_trading(hub: Hub) -> None:
     # The demo has IBKR's trading off (1020): turn it on, so only the fault is "attention".
     hub.controls.set_trading_permission(IBKR_AUTH, True)
@@ -231,6 +244,18 @@ def mcp_check_connections(hub: Hub, provider: str, probe: bool = False) -> Outco
 
 def mcp_preview_trade(hub: Hub, provider: str) -> Outcome:
     arguments = {"ticker": "SCHB", "quantity": 2, "side": "BUY", "account_id": SCHWAB_ACCOUNT}
+    return mcp_outcome(mcp_call(hub.services, "preview_trade", arguments), lambda _: False)
+
+
+def mcp_preview_sell(hub: Hub, provider: str) -> Outcome:
+    arguments = {
+        "ticker": "SCHB",
+        "quantity": 1,
+        "side": "SELL",
+        "account_id": SCHWAB_ACCOUNT,
+        "order_type": "Limit",
+        "limit_price": 60.0,
+    }
     return mcp_outcome(mcp_call(hub.services, "preview_trade", arguments), lambda _: False)
 
 
@@ -360,7 +385,8 @@ SURFACES: dict[str, Surface] = {
         records_state=True,
     ),
     "mcp preview_trade": Surface(mcp_preview_trade),
-    "mcp execute_trade": Surface(mcp_execute_trade, preview_first),
+    "mcp preview_trade sell": Surface(mcp_preview_sell, place_an_open_sell_first),
+    "mcp execute_trade": Surface(mcp_execute_trade, preview_and_confirm_first),
     "mcp plan_institution_migration": Surface(mcp_plan_migration),
     "web GET /api/positions": Surface(web_api_positions, expire_caches, records_state=True),
     "web GET /": Surface(web_positions_page, expire_caches, records_state=True),
@@ -470,6 +496,8 @@ CALLS = [
         ("mcp check_connections probe", "mcp preview_trade", "mcp execute_trade"),
         marks=frozenset(SNAPTRADE_AUTHS),
     ),
+    # A SELL counts the brokerage's open sell orders against the units held.
+    Call("snaptrade /accounts/{accountId}/orders", ("mcp preview_trade sell",)),
     Call("snaptrade /trade/impact", ("mcp preview_trade",)),
     # The order is placed when its answer merely lacks the brokerage order id.
     Call(
@@ -502,6 +530,7 @@ TIMEOUT_SURFACES = {
     "snaptrade /accounts/{accountId}/positions/all": ("mcp plan_institution_migration",),
     "snaptrade /authorizations/{authorizationId}": ("mcp preview_trade",),
     "snaptrade /accounts/{accountId}/symbols": ("mcp check_connections probe",),
+    "snaptrade /accounts/{accountId}/orders": ("mcp preview_trade sell",),
     "snaptrade /trade/impact": ("mcp preview_trade",),
     "snaptrade /trade/{tradeId}": ("mcp execute_trade",),
     "snaptrade /snapTrade/registerUser": ("web POST /snaptrade/connect (new user)",),
@@ -885,8 +914,8 @@ def test_a_provider_that_refuses_connections_is_reported_and_retried_within_boun
     """Both providers' hosts are a closed port: every request is refused at connect."""
     surface = SURFACES[surface_name]
     hub = build_hub(template, case_dir, emulator, clock, user=surface.user)
-    if surface.prepare is preview_first:
-        preview_first(hub)  # while SnapTrade still answers
+    if surface.prepare in (preview_first, preview_and_confirm_first, place_an_open_sell_first):
+        surface.prepare(hub)  # while SnapTrade still answers
     hub.services.close()
     dead = closed_port()
     hub.services = copied_services(

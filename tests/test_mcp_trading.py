@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
+from core.errors import Conflict
 from mcp_server import build_server
 from sandbox import data
 from settings import PROJECT_ROOT
@@ -112,7 +113,7 @@ def test_preview_trade_for_schwab_returns_the_preview(services: Any, emulator: A
     data_ = preview(services)
     assert data_["preview_id"] and data_["expires_in_seconds"] == 120
     assert data_["order"]["symbol"] == "SCHB" and data_["order"]["side"] == "BUY"
-    assert data_["impact"]["estimated_value"] == round(2 * SCHB.price, 2)
+    assert data_["impact"]["estimated_value"] == round(2 * SCHB.price * 1.05, 2)
     assert emulator.controls.calls(IMPACT) == 1
     assert emulator.controls.calls(PLACE) == 0
 
@@ -142,7 +143,14 @@ def test_preview_trade_for_ibkr_returns_the_1020_message(services: Any, emulator
         ({"order_type": "Stop"}, "Market"),
         ({"quantity": 0}, "quantity must be a positive"),
         ({"quantity": -1}, "quantity must be a positive"),
-        ({"quantity": 1e9}, "MAX_ORDER_VALUE"),
+        ({"quantity": 1e9}, "MAX_ORDER_QUANTITY"),
+        ({"quantity": 1000}, "MAX_ORDER_VALUE"),
+        ({"quantity": 1e-300}, "out of bounds: from 0.0001"),
+        ({"quantity": True}, "quantity"),
+        ({"quantity": "5"}, "quantity"),
+        ({"order_type": "Limit", "limit_price": 1e-12, "quantity": 1e15}, "out of bounds"),
+        ({"allow_far_limit": "yes"}, "allow_far_limit"),
+        ({"account_id": "a" * 100_000}, "account_id"),
         ({"order_type": "Limit"}, "limit_price"),
         ({"ticker": "ZZZZ"}, "no symbol 'ZZZZ'"),
         ({"account_id": "00000000-0000-4000-8000-000000000000"}, "no SnapTrade account"),
@@ -170,20 +178,28 @@ def test_execute_trade_is_refused_while_trading_is_disabled(services: Any, emula
 @pytest.mark.parametrize(
     ("action", "confirm"), [("decline", True), ("cancel", True), ("accept", False)]
 )
-def test_a_declined_confirmation_places_nothing(
+def test_a_declined_confirmation_ends_the_preview_for_good(
     trading_services: Any, emulator: Any, mode: str, action: str, confirm: bool
 ) -> None:
     preview_id = preview(trading_services)["preview_id"]
     person = Person(action, confirm)
-    (result,) = call(
-        trading_services, ("execute_trade", {"preview_id": preview_id}), person=person, mode=mode
+    declined, again = call(
+        trading_services,
+        ("execute_trade", {"preview_id": preview_id}),
+        ("execute_trade", {"preview_id": preview_id}),
+        person=person,
+        mode=mode,
     )
-    answer = payload(result)
+    answer = payload(declined)
     assert answer["status"] == "not_placed"
     assert "nothing was placed" in answer["reason"]
+    # Asking again is futile: the model cannot wear the person down.
+    assert "rejected" in error_text(again)
     assert len(person.asked) == 1
     assert emulator.controls.calls(PLACE) == 0
-    assert trading_services.trading.list_trades()[0]["status"] == "previewed"
+    assert trading_services.trading.list_trades()[0]["status"] == "rejected"
+    with pytest.raises(Conflict, match="rejected"):
+        trading_services.trading.execute_order(preview_id)
 
 
 @pytest.mark.parametrize("mode", PROTOCOLS)
@@ -206,6 +222,7 @@ def test_a_confirmed_order_is_placed_once_after_showing_the_exact_order(
     assert emulator.controls.calls(PLACE) == 1
     assert len(person.asked) == 1  # the repeat has nothing left to confirm
     shown = person.asked[0]
+    worst_case = round(2 * SCHB.price * 1.05, 2)  # a Market BUY: the price plus the buffer
     for detail in (
         "Charles Schwab",
         SCHWAB,
@@ -213,20 +230,43 @@ def test_a_confirmed_order_is_placed_once_after_showing_the_exact_order(
         "Quantity: 2",
         "Symbol: SCHB",
         "Order type: Market",
-        f"Price: market (about {SCHB.price:g} {SCHB.currency})",
-        f"Estimated value: {2 * SCHB.price:,.2f} {SCHB.currency}",
+        f"Price: market (about {SCHB.price * 1.05:g} {SCHB.currency})",
+        f"Value at worst case: {worst_case:,.2f} {SCHB.currency}",
     ):
         assert detail in shown
+    assert trading_services.trading.list_trades()[0]["confirmed_via"] == "mcp-elicitation"
 
 
-def test_without_elicitation_support_the_preview_and_trading_enabled_still_gate(
+@pytest.mark.parametrize("mode", PROTOCOLS)
+def test_a_client_that_cannot_ask_gets_pending_confirmation_and_nothing_is_placed(
+    trading_services: Any, emulator: Any, mode: str
+) -> None:
+    preview_id = preview(trading_services)["preview_id"]
+    first, second = call(
+        trading_services,
+        ("execute_trade", {"preview_id": preview_id}),
+        ("execute_trade", {"preview_id": preview_id}),
+        mode=mode,
+    )
+    for result in (first, second):
+        pending = payload(result)
+        assert pending["status"] == "pending_confirmation"
+        assert pending["confirm_at"] == f"http://127.0.0.1:5000/trades/{preview_id}"
+        assert pending["expires_in_seconds"] == 120
+        assert f"confirm-trade {preview_id}" in pending["message"]
+    assert emulator.controls.calls(PLACE) == 0
+    assert trading_services.trading.list_trades()[0]["status"] == "previewed"
+
+
+def test_once_a_person_confirms_elsewhere_execute_trade_returns_the_placed_order(
     trading_services: Any, emulator: Any
 ) -> None:
     preview_id = preview(trading_services)["preview_id"]
+    placed = trading_services.trading.confirm_and_place(preview_id, via="web")
     (result,) = call(trading_services, ("execute_trade", {"preview_id": preview_id}))
-    assert payload(result)["status"] == "placed"
-    (unknown,) = call(trading_services, ("execute_trade", {"preview_id": "x" * 32}))
-    assert "unknown preview_id" in error_text(unknown)
+    answer = payload(result)
+    assert answer["already_executed"] is True
+    assert answer["brokerage_order_id"] == placed["brokerage_order_id"]
     assert emulator.controls.calls(PLACE) == 1
 
 
@@ -257,6 +297,7 @@ def test_list_trades_shows_previews_and_orders(trading_services: Any) -> None:
         trading_services,
         ("execute_trade", {"preview_id": preview_id}),
         ("list_trades", {"limit": 5}),
+        person=Person("accept"),
     )
     assert payload(execute)["status"] == "placed"
     trades = payload(listing)["trades"]
@@ -295,6 +336,6 @@ def test_preview_trade_for_schwab_end_to_end_over_stdio(tmp_path: Path, emulator
     }
     answer = payload(result)
     assert answer["order"]["account_id"] == SCHWAB and answer["order"]["quantity"] == 3
-    assert answer["impact"]["estimated_value"] == round(3 * SCHB.price, 2)
+    assert answer["impact"]["estimated_value"] == round(3 * SCHB.price * 1.05, 2)
     assert emulator.controls.calls(IMPACT) == 1
     assert emulator.controls.calls(PLACE) == 0

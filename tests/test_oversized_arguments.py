@@ -17,11 +17,13 @@ import pytest
 
 from cli.output import run_cli
 from core.errors import NotFound, bounded_message
+from sandbox import data
 from tests.conftest import FakeClock, make_services
 from tests.test_bad_input import mcp_session
 from tests.web_fixtures import log_in, logged_in_client, make_app
 
 HUGE = "A" * 100_000
+SCHWAB = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 PREFIX = "A" * 40 + "…"
 
 
@@ -43,7 +45,10 @@ def assert_short_prefix_only(text: str) -> None:
     ("tool", "arguments"),
     [
         ("preview_trade", {"account_id": HUGE, "ticker": "AAPL", "side": "BUY", "quantity": 1}),
-        ("preview_trade", {"account_id": "x", "ticker": HUGE, "side": "BUY", "quantity": 1}),
+        (
+            "preview_trade",
+            {"account_id": SCHWAB, "ticker": HUGE, "side": "BUY", "quantity": 1},
+        ),
         ("execute_trade", {"preview_id": HUGE}),
     ],
     ids=["account_id", "ticker", "preview_id"],

@@ -69,6 +69,7 @@ SNAPTRADE_CALLS = {
     "snaptrade /authorizations",
     "snaptrade /authorizations/{authorizationId}",
     "snaptrade /accounts/{accountId}/symbols",
+    "snaptrade /accounts/{accountId}/orders",
     "snaptrade /trade/impact",
     "snaptrade /trade/{tradeId}",
 }
@@ -243,6 +244,7 @@ def every_call_the_project_makes(hub: Any, new_user: Any, emulator: Any) -> None
     hub.health.check_connections(probe_trading=True)
     market = hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "BUY", 2)
     hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "SELL", 1, "Limit", 55.5, "GTC")
+    hub.trading.confirm(market["preview_id"], via="web")
     hub.trading.execute_order(market["preview_id"])
 
     # Plaid: Hosted Link for a new Item (create, poll, exchange), update mode, Item health,

@@ -64,6 +64,13 @@ def trading_services(tmp_path: Path, database_url: str, emulator: Any, clock: An
     built.close()
 
 
+def confirmed(trading: Any, *arguments: Any, **options: Any) -> str:
+    """Preview an order and confirm it as the person would on the trades page."""
+    preview_id = str(trading.preview_order(*arguments, **options)["preview_id"])
+    trading.confirm(preview_id, via="web")
+    return preview_id
+
+
 # --- error messages ---------------------------------------------------------------------
 
 
@@ -178,9 +185,11 @@ def test_a_schwab_preview_is_stored_bound_and_expiring(
         "time_in_force": "Day",
         "currency": "USD",
     }
-    # A market order is estimated at the seeded price.
-    assert preview["impact"]["estimated_price"] == SCHB.price
-    assert preview["impact"]["estimated_value"] == round(2 * SCHB.price, 2)
+    # A Market BUY is valued at the seeded price plus MARKET_ORDER_BUFFER_PERCENT (5).
+    assert preview["impact"]["market_price"] == SCHB.price
+    assert preview["impact"]["estimated_price"] == pytest.approx(SCHB.price * 1.05)
+    assert preview["impact"]["estimated_value"] == round(2 * SCHB.price * 1.05, 2)
+    assert "plus 5% for a Market BUY" in preview["impact"]["value_basis"]
     assert preview["impact"]["commission"] == 0.0
     assert emulator.controls.calls(IMPACT) == 1
     assert emulator.controls.calls(PLACE) == 0
@@ -243,14 +252,19 @@ UNKNOWN_ACCOUNT = "00000000-0000-4000-8000-000000000000"
     ("arguments", "error_class", "expected"),
     [
         ((UNKNOWN_ACCOUNT, "SCHB", "BUY", 1), NotFound, "no SnapTrade account"),
-        (("not-an-account", "SCHB", "BUY", 1), NotFound, "no SnapTrade account"),
+        (("not-an-account", "SCHB", "BUY", 1), InvalidInput, "is not a SnapTrade account id"),
+        (("a" * 100_000, "SCHB", "BUY", 1), InvalidInput, "is not a SnapTrade account id"),
         ((SCHWAB, "SCHB", "BUY", 0), InvalidInput, "quantity must be a positive"),
         ((SCHWAB, "SCHB", "BUY", -3), InvalidInput, "quantity must be a positive"),
         ((SCHWAB, "SCHB", "BUY", float("nan")), InvalidInput, "finite"),
         ((SCHWAB, "SCHB", "BUY", float("inf")), InvalidInput, "finite"),
         ((SCHWAB, "SCHB", "BUY", True), InvalidInput, "quantity"),
-        ((SCHWAB, "SCHB", "BUY", 1e9), InvalidInput, "above MAX_ORDER_VALUE"),
-        ((SCHWAB, "COST", "BUY", 1e6, "Limit", 800.0), InvalidInput, "above MAX_ORDER_VALUE"),
+        ((SCHWAB, "SCHB", "BUY", 1e9), InvalidInput, "(MAX_ORDER_QUANTITY)"),
+        ((SCHWAB, "SCHB", "BUY", 1e-300), InvalidInput, "out of bounds: from 0.0001"),
+        ((SCHWAB, "SCHB", "BUY", 1e15, "Limit", 1e-12), InvalidInput, "out of bounds"),
+        ((SCHWAB, "SCHB", "BUY", 1, "Limit", 1e-12), InvalidInput, "limit_price 1e-12 is out"),
+        ((SCHWAB, "SCHB", "BUY", 1000), InvalidInput, "above MAX_ORDER_VALUE"),
+        ((SCHWAB, "COST", "BUY", 100, "Limit", 800.0), InvalidInput, "above MAX_ORDER_VALUE"),
         ((SCHWAB, "SCHB", "HOLD", 1), InvalidInput, "BUY or SELL"),
         ((SCHWAB, "SCHB", "BUY", 1, "Stop"), InvalidInput, "Market or Limit"),
         ((SCHWAB, "SCHB", "BUY", 1, "Limit"), InvalidInput, "needs a positive limit_price"),
@@ -333,8 +347,8 @@ def test_symbol_search_and_the_repl_helpers(services: Any, emulator: Any) -> Non
     preview = preview_snaptrade_order(
         demo.DEMO_USER_EMAIL, SCHWAB, "AAPL", "BUY", 1, "Market", services=services
     )
-    assert preview["impact"]["estimated_price"] == AAPL.price
-    assert preview["impact"]["price_source"] == "cached position price"
+    assert preview["impact"]["market_price"] == AAPL.price
+    assert preview["impact"]["price_source"] == "the positions cache"
 
 
 def test_a_market_order_without_any_known_price_is_refused(services: Any, emulator: Any) -> None:
@@ -362,6 +376,7 @@ def test_execute_places_once_and_a_repeat_returns_the_recorded_order(
 ) -> None:
     trading = trading_services.trading
     preview = trading.preview_order(SCHWAB, "SCHB", "BUY", 2, requested_via="cli")
+    trading.confirm(preview["preview_id"], via="cli")
     order = trading.execute_order(preview["preview_id"], requested_via="cli")
     assert order["status"] == "placed" and order["already_executed"] is False
     assert order["provider_status"] == "EXECUTED" and order["brokerage_order_id"]
@@ -372,12 +387,13 @@ def test_execute_places_once_and_a_repeat_returns_the_recorded_order(
     assert emulator.controls.calls(PLACE) == 1
     trade = trading.list_trades()[0]
     assert trade["status"] == "executed" and trade["requested_via"] == "cli"
+    assert trade["confirmed_via"] == "cli"
     assert trade["execution"]["brokerage_order_id"] == order["brokerage_order_id"]
 
 
 def test_two_concurrent_executes_place_the_order_once(trading_services: Any, emulator: Any) -> None:
     trading = trading_services.trading
-    preview_id = trading.preview_order(SCHWAB, "SCHB", "BUY", 1)["preview_id"]
+    preview_id = confirmed(trading, SCHWAB, "SCHB", "BUY", 1)
     outcomes: queue.Queue[Any] = queue.Queue()
 
     def execute() -> None:
@@ -418,7 +434,7 @@ def test_two_concurrent_executes_place_the_order_once(trading_services: Any, emu
 
 def test_the_database_allows_one_order_per_preview(trading_services: Any) -> None:
     trading = trading_services.trading
-    preview_id = trading.preview_order(SCHWAB, "SCHB", "BUY", 1)["preview_id"]
+    preview_id = confirmed(trading, SCHWAB, "SCHB", "BUY", 1)
     trading.execute_order(preview_id)
     with trading_services.engine.connect() as conn:
         user_id = conn.execute(select(TradePreview.user_id)).scalar_one()
@@ -437,6 +453,7 @@ def test_the_database_allows_one_order_per_preview(trading_services: Any) -> Non
 def test_an_expired_preview_is_refused(trading_services: Any, emulator: Any, clock: Any) -> None:
     trading = trading_services.trading
     preview = trading.preview_order(SCHWAB, "SCHB", "BUY", 1)
+    trading.confirm(preview["preview_id"], via="web")
     clock.advance(seconds=120)
     with pytest.raises(Conflict) as refused:
         trading.execute_order(preview["preview_id"])
@@ -463,7 +480,7 @@ def test_a_preview_whose_placement_failed_cannot_be_reused(
     trading_services: Any, emulator: Any
 ) -> None:
     trading = trading_services.trading
-    preview_id = trading.preview_order(SCHWAB, "SCHB", "BUY", 1)["preview_id"]
+    preview_id = confirmed(trading, SCHWAB, "SCHB", "BUY", 1)
     # the placement itself is refused (validation before it still passes)
     emulator.controls.fail(PLACE, "1020", times=1)
     with pytest.raises(TradingNotPermitted) as refused:
@@ -480,7 +497,7 @@ def test_an_order_that_no_longer_validates_is_not_placed(
     trading_services: Any, emulator: Any
 ) -> None:
     trading = trading_services.trading
-    preview_id = trading.preview_order(SCHWAB, "SCHB", "BUY", 1)["preview_id"]
+    preview_id = confirmed(trading, SCHWAB, "SCHB", "BUY", 1)
     emulator.controls.disable_connection(SCHWAB_AUTH)
     with pytest.raises(ConnectionDisabled):
         trading.execute_order(preview_id)
@@ -491,7 +508,7 @@ def test_an_order_that_no_longer_validates_is_not_placed(
 
 def test_a_preview_changed_after_the_fact_is_refused(trading_services: Any, emulator: Any) -> None:
     trading = trading_services.trading
-    preview_id = trading.preview_order(SCHWAB, "SCHB", "BUY", 1)["preview_id"]
+    preview_id = confirmed(trading, SCHWAB, "SCHB", "BUY", 1)
     with trading_services.engine.begin() as conn:
         conn.execute(
             update(TradePreview).where(TradePreview.preview_id == preview_id).values(quantity=100)
@@ -506,7 +523,7 @@ def test_an_unanswered_placement_is_recorded_unknown_and_never_retried(
     trading_services: Any, emulator: Any
 ) -> None:
     trading = trading_services.trading
-    preview_id = trading.preview_order(SCHWAB, "SCHB", "BUY", 1)["preview_id"]
+    preview_id = confirmed(trading, SCHWAB, "SCHB", "BUY", 1)
     emulator.controls.fail(PLACE, "drop")
     with pytest.raises(ProviderUnavailable) as unknown:
         trading.execute_order(preview_id)
@@ -533,7 +550,11 @@ def test_list_trades_is_newest_first_and_validates_its_limit(
 
 
 def test_another_persons_preview_id_is_unknown(trading_services: Any, emulator: Any) -> None:
-    preview_id = trading_services.trading.preview_order(SCHWAB, "SCHB", "BUY", 1)["preview_id"]
+    preview_id = confirmed(trading_services.trading, SCHWAB, "SCHB", "BUY", 1)
+    someone_else = trading_services.trading_for("someone.else@example.com")
+    for act in (someone_else.execute_order, someone_else.confirmation):
+        with pytest.raises(NotFound):
+            act(preview_id)
     with pytest.raises(NotFound):
-        trading_services.trading_for("someone.else@example.com").execute_order(preview_id)
+        someone_else.confirm(preview_id, via="web")
     assert emulator.controls.calls(PLACE) == 0

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import MalformedResponse
 from core.normalized import NormalizedPosition, institution_display_name
+from core.numbers import finite_number
 from core.redaction import register_secret
 from providers.plaid.client import call, to_plain
 from providers.plaid.errors import PROVIDER
@@ -81,15 +82,6 @@ def _security_type(security: dict[str, Any]) -> str:
     return SECURITY_TYPE_MAP.get(raw_type, "other")
 
 
-def _float(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def normalize_plaid_holdings(
     holdings: Iterable[dict[str, Any]],
     securities: Iterable[dict[str, Any]],
@@ -113,14 +105,14 @@ def normalize_plaid_holdings(
             or security.get("iso_currency_code")
             or "USD"
         )
-        quantity = _float(holding.get("quantity"))
+        quantity = finite_number(holding.get("quantity"))
         if quantity is None:
             raise MalformedResponse(
                 "Plaid holding without a quantity",
                 provider=PROVIDER,
                 endpoint="/investments/holdings/get",
             )
-        value = _float(holding.get("institution_value"))
+        value = finite_number(holding.get("institution_value"))
         security_type = _security_type(security)
         as_of = (
             as_datetime(holding.get("institution_price_datetime"))
@@ -147,9 +139,9 @@ def normalize_plaid_holdings(
                 name=security.get("name"),
                 security_type=security_type,
                 quantity=quantity,
-                price=_float(holding.get("institution_price")),
+                price=finite_number(holding.get("institution_price")),
                 market_value=value,
-                cost_basis=_float(holding.get("cost_basis")),
+                cost_basis=finite_number(holding.get("cost_basis")),
                 currency=currency,
                 as_of=as_of,
                 **account_fields,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import MalformedResponse
 from core.normalized import NormalizedPosition
+from core.numbers import finite_number
 from providers.snaptrade.accounts import fetch_snaptrade_holdings
 from providers.snaptrade.errors import PROVIDER
 
@@ -28,15 +29,6 @@ INSTRUMENT_KINDS = {
     "cfd": "other",
     "other": "other",
 }
-
-
-def _float(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -104,15 +96,15 @@ def normalize_snaptrade_holdings(
                     provider=PROVIDER,
                     endpoint="/accounts/{id}/positions/all",
                 )
-            quantity = _float(position.get("units"))
+            quantity = finite_number(position.get("units"))
             if quantity is None:
                 raise MalformedResponse(
                     "SnapTrade position without units",
                     provider=PROVIDER,
                     endpoint="/accounts/{id}/positions/all",
                 )
-            price = _float(position.get("price"))
-            unit_cost = _float(position.get("cost_basis"))  # per share, per the spec
+            price = finite_number(position.get("price"))
+            unit_cost = finite_number(position.get("cost_basis"))  # per share, per the spec
             positions.append(
                 NormalizedPosition(
                     user_email=user_email,
@@ -131,7 +123,7 @@ def normalize_snaptrade_holdings(
                 )
             )
         for balance in _iter_dicts(entry.get("balances"), "balances"):
-            amount = _float(balance.get("cash"))
+            amount = finite_number(balance.get("cash"))
             if amount is None:
                 continue
             currency = _currency_code(balance.get("currency"))

@@ -185,6 +185,16 @@ class Controls:
         with self._store.transaction() as state:
             overrides.set_units(state, account_key, ticker, units)
 
+    def set_description(self, ticker: str, text: str) -> None:
+        """Make both providers call the seeded security ``ticker`` ``text``, as sent.
+
+        Plaid's security ``name`` and SnapTrade's ``description`` (positions and symbol
+        search) carry it, markup, new lines and all: how a test shows what the app does with
+        hostile provider text. A ValueError when no seeded holding has that ticker.
+        """
+        with self._store.transaction() as state:
+            overrides.set_description(state, ticker, text)
+
     def complete_link(self, link_token: str, institution_slug: str) -> str | None:
         """Act as the person finishing Plaid Hosted Link; returns the public token."""
         return self._plaid.complete_link(link_token, institution_slug, self._clock())

@@ -49,6 +49,9 @@ class SnapTradeApi:
             ),
             # Trading (used by the trading feature): symbol search, order impact, place.
             self._route("POST", "/accounts/{accountId}/symbols", trading.symbol_search, "id"),
+            self._route(
+                "GET", "/accounts/{accountId}/orders", trading.account_orders, "brokerage_order_id"
+            ),
             self._route("POST", "/trade/impact", trading.order_impact, "trade"),
             self._route("POST", "/trade/{tradeId}", trading.place_order, "brokerage_order_id"),
         ]

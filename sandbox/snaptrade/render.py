@@ -18,6 +18,7 @@ from sandbox.data import (
     Institution,
     stable_uuid,
 )
+from sandbox.overrides import described
 
 _INSTRUMENT_KINDS = {
     "equity": "stock",
@@ -47,9 +48,12 @@ def symbol_id(ticker: str) -> str:
     return stable_uuid("symbol", ticker)
 
 
-def universe() -> dict[str, Holding]:
-    """Every security in the demo data, by universal symbol id."""
-    return {symbol_id(h.ticker): h for a in ALL_ACCOUNTS for h in a.holdings}
+def universe(state: dict[str, Any] | None = None) -> dict[str, Holding]:
+    """Every security in the demo data, by universal symbol id (described as ``state`` says)."""
+    securities = {symbol_id(h.ticker): h for a in ALL_ACCOUNTS for h in a.holdings}
+    if state is None:
+        return securities
+    return {key: described(state, holding) for key, holding in securities.items()}
 
 
 def _exchange(mic: str) -> dict[str, Any]:

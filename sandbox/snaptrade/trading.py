@@ -27,17 +27,34 @@ class TradingEndpoints:
         self.store = store
 
     def symbol_search(self, request: ApiRequest) -> ApiResponse:
-        owned = owned_account(self.store.read(), request)
+        state = self.store.read()
+        owned = owned_account(state, request)
         # Account-scoped symbol search is a trading endpoint: an app without trading
         # permission gets the same 403 code 1020 as on order impact and placement.
         require_trading(owned.auth)
         needle = str(request.json_object().get("substring") or "").strip().lower()
         matches = [
             render.universal_symbol(h)
-            for h in render.universe().values()
+            for h in render.universe(state).values()
             if needle and (needle in h.ticker.lower() or needle in h.name.lower())
         ]
         return ApiResponse(200, matches)
+
+    def account_orders(self, request: ApiRequest) -> ApiResponse:
+        """The account's recent orders; ``state=open`` keeps those not yet filled."""
+        state = self.store.read()
+        owned = owned_account(state, request)
+        wanted = (request.args.get("state") or "all").lower()
+        if wanted not in ("all", "open", "executed"):
+            return error(400, "0000", "state must be all, open or executed")
+        orders = []
+        for order in state["snaptrade"]["orders"]:
+            if order.get("account_id") != owned.account_id:
+                continue
+            is_open = order["status"] in ("ACCEPTED", "PENDING", "PARTIAL")
+            if wanted == "all" or (wanted == "open") == is_open:
+                orders.append({k: v for k, v in order.items() if k != "account_id"})
+        return ApiResponse(200, orders)
 
     def order_impact(self, request: ApiRequest) -> ApiResponse:
         form = request.json_object()

@@ -45,6 +45,7 @@ from services.position_service import PositionFetcher, PositionService
 from services.position_views import PositionViews
 from services.provider_access import ProviderAccess
 from services.single_flight import SingleFlight
+from services.trading.policy import TradingPolicy
 from services.trading.service import TradeExecutionService
 from services.web_sessions import SessionRules, WebSessions
 from settings import PLAID_HOSTS, SNAPTRADE_HOSTS, Settings, load_settings
@@ -290,16 +291,17 @@ class Services:
             secret = self.secret_store.get(snaptrade_user_secret_name(user_email))
             return SnapTradeBrokerAdapter(self.snaptrade_client(), user_email, secret)
 
-        settings = self.settings
         return TradeExecutionService(
             engine=self.engine,
             user_email=user_email,
             adapter_factory=adapter,
             clock=self.clock,
-            trading_enabled=settings.trading_enabled,
-            max_order_value=settings.max_order_value,
-            preview_ttl_seconds=settings.preview_ttl_seconds,
+            policy=self.trading_policy,
         )
+
+    @cached_property
+    def trading_policy(self) -> TradingPolicy:
+        return TradingPolicy.from_settings(self.settings)
 
     @cached_property
     def web_auth(self) -> WebAuth:

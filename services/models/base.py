@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Numeric
+from typing import Any
+
+from sqlalchemy import Numeric, String
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
 
 def Amount() -> Numeric:  # noqa: N802 - reads like a column type
     return Numeric(28, 10, asdecimal=False)
+
+
+class ProviderText(TypeDecorator[str]):
+    """``VARCHAR(length)`` for text a provider chooses (names, descriptions, symbols).
+
+    A longer value is stored cut to ``length`` characters, ending in "…": Postgres would
+    refuse it and fail the whole cache write over one security's description (SQLite would
+    keep it whole, so the two would differ).
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str) and len(value) > self.length:
+            return value[: self.length - 1] + "…"
+        return value
 
 
 class Base(DeclarativeBase):

@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.models.base import Base
+from services.models.base import Base, ProviderText
 
 
 class User(Base):
@@ -40,7 +40,7 @@ class ProviderConnection(Base):
     provider: Mapped[str] = mapped_column(String(20))
     # Plaid item_id or SnapTrade authorization id: never an access token.
     external_id: Mapped[str] = mapped_column(String(100))
-    institution_name: Mapped[str | None] = mapped_column(String(200))
+    institution_name: Mapped[str | None] = mapped_column(ProviderText(200))
     institution_slug: Mapped[str | None] = mapped_column(String(100))
     connection_type: Mapped[str | None] = mapped_column(String(10))
     # ok | login_required | disabled | error | removed

@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.models.base import Amount, Base
+from services.models.base import Amount, Base, ProviderText
 
 
 class PositionRow(Base):
@@ -26,19 +26,19 @@ class PositionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(20))
-    institution: Mapped[str] = mapped_column(String(200))
+    institution: Mapped[str] = mapped_column(ProviderText(200))
     account_id: Mapped[str] = mapped_column(String(100))
-    account_name: Mapped[str | None] = mapped_column(String(200))
-    account_type: Mapped[str | None] = mapped_column(String(50))
-    account_mask: Mapped[str | None] = mapped_column(String(20))
-    ticker: Mapped[str | None] = mapped_column(String(40))
-    name: Mapped[str | None] = mapped_column(String(300))
-    security_type: Mapped[str] = mapped_column(String(30))
+    account_name: Mapped[str | None] = mapped_column(ProviderText(200))
+    account_type: Mapped[str | None] = mapped_column(ProviderText(50))
+    account_mask: Mapped[str | None] = mapped_column(ProviderText(20))
+    ticker: Mapped[str | None] = mapped_column(ProviderText(40))
+    name: Mapped[str | None] = mapped_column(ProviderText(300))
+    security_type: Mapped[str] = mapped_column(ProviderText(30))
     quantity: Mapped[float] = mapped_column(Amount())
     price: Mapped[float | None] = mapped_column(Amount())
     market_value: Mapped[float | None] = mapped_column(Amount())
     cost_basis: Mapped[float | None] = mapped_column(Amount())
-    currency: Mapped[str] = mapped_column(String(3))
+    currency: Mapped[str] = mapped_column(ProviderText(3))
     as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

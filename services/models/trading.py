@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -14,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.models.base import Amount, Base
+from services.models.base import Amount, Base, ProviderText
 
 
 class TradePreview(Base):
@@ -34,21 +35,31 @@ class TradePreview(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     requested_via: Mapped[str] = mapped_column(String(20))
     account_id: Mapped[str] = mapped_column(String(100))
-    account_name: Mapped[str | None] = mapped_column(String(200))
+    account_name: Mapped[str | None] = mapped_column(ProviderText(200))
     authorization_id: Mapped[str | None] = mapped_column(String(100))
-    brokerage: Mapped[str] = mapped_column(String(200))
-    symbol: Mapped[str] = mapped_column(String(40))
+    brokerage: Mapped[str] = mapped_column(ProviderText(200))
+    symbol: Mapped[str] = mapped_column(ProviderText(40))
     universal_symbol_id: Mapped[str | None] = mapped_column(String(100))
-    description: Mapped[str | None] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(ProviderText(300))
     side: Mapped[str] = mapped_column(String(4))
     order_type: Mapped[str] = mapped_column(String(10))
     time_in_force: Mapped[str] = mapped_column(String(4))
     quantity: Mapped[float] = mapped_column(Amount())
     limit_price: Mapped[float | None] = mapped_column(Amount())
-    currency: Mapped[str | None] = mapped_column(String(3))
+    currency: Mapped[str | None] = mapped_column(ProviderText(3))
     estimated_price: Mapped[float | None] = mapped_column(Amount())
     estimated_value: Mapped[float | None] = mapped_column(Amount())
     price_source: Mapped[str | None] = mapped_column(String(30))
+    # How the worst-case value was reached, in words (shown with the order to the person).
+    value_basis: Mapped[str | None] = mapped_column(Text)
+    # The highest price known for the symbol when the order was checked, and how far (in
+    # percent) a SELL limit was below it when the caller asked for it anyway.
+    market_price: Mapped[float | None] = mapped_column(Amount())
+    limit_discount_percent: Mapped[float | None] = mapped_column(Float)
+    # For a SELL: units held when the position was fetched, and open sells at the broker.
+    held_quantity: Mapped[float | None] = mapped_column(Amount())
+    open_sell_quantity: Mapped[float | None] = mapped_column(Amount())
+    positions_fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     commission: Mapped[float | None] = mapped_column(Amount())
     fees: Mapped[float | None] = mapped_column(Amount())
     remaining_cash: Mapped[float | None] = mapped_column(Amount())
@@ -56,8 +67,12 @@ class TradePreview(Base):
     # The provider's answer (order impact JSON, or its error), for the audit.
     provider_answer: Mapped[str | None] = mapped_column(Text)
     order_hash: Mapped[str] = mapped_column(String(64))
-    # refused | previewed | placing | executed | failed
+    # refused | previewed | confirmed | rejected | placing | executed | failed | unknown
     status: Mapped[str] = mapped_column(String(20))
+    # Who confirmed it, and when: a person on the web page, the CLI, or the MCP client's
+    # own question to the person (elicitation).
+    confirmed_via: Mapped[str | None] = mapped_column(String(20))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -73,6 +88,7 @@ class TradeOrder(Base):
     """
 
     __tablename__ = "trade_orders"
+    __table_args__ = (Index("ix_trade_orders_user_claimed", "user_id", "claimed_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     preview_id: Mapped[str] = mapped_column(ForeignKey("trade_previews.preview_id"), unique=True)

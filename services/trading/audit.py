@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from core.errors import BrokerageHubError, NotFound
 from services.clock import Clock
 from services.models import TradeOrder, TradePreview
+from services.trading.limits import OrderLimits
 from services.trading.orders import PREVIEW_ID_SHAPE, OrderRequest, row_hash
 from services.trading.validation import Progress
 from services.users import ensure_user, user_id_for
@@ -92,7 +93,11 @@ class TradeAudit:
 
     def load(self, preview_id: Any) -> dict[str, Any]:
         if not isinstance(preview_id, str) or not PREVIEW_ID_SHAPE.fullmatch(preview_id):
-            raise NotFound(f"unknown preview_id {preview_id!r}: preview the order first")
+            # Quoted as given: the error boundary cuts a long value to a short prefix.
+            raise NotFound(
+                f"unknown preview_id {preview_id!r}: a preview_id is 16 to 64 letters, digits, "
+                "'-' or '_', as preview_trade returns it"
+            )
         user_id = user_id_for(self._engine, self.user_email)
         with self._engine.connect() as conn:
             row = (
@@ -119,11 +124,24 @@ class TradeAudit:
             )
         return dict(row) if row is not None else None
 
-    def claim(self, row: dict[str, Any], requested_via: str) -> bool:
-        """Atomically take the preview for placement: True for exactly one caller, ever."""
+    def claim(
+        self,
+        row: dict[str, Any],
+        requested_via: str,
+        limits: OrderLimits,
+        checked: dict[str, Any],
+    ) -> bool:
+        """Atomically take a confirmed preview for placement: True for exactly one caller.
+
+        In the same transaction, with other claims of the person held back, the order
+        is checked against the limits over time (``checked`` holds what the order was
+        just validated with: value, units held...); over a limit, nothing is claimed
+        and Conflict says why.
+        """
         now = self._clock()
         try:
             with self._engine.begin() as conn:
+                limits.serialise_claims(conn, row["user_id"])
                 # The UPDATE comes first: on SQLite it takes the write lock before any read,
                 # on Postgres a racing UPDATE waits for us and then finds the status changed.
                 claimed = conn.execute(
@@ -131,13 +149,14 @@ class TradeAudit:
                     .where(
                         TradePreview.preview_id == row["preview_id"],
                         TradePreview.user_id == row["user_id"],
-                        TradePreview.status == "previewed",
+                        TradePreview.status == "confirmed",
                         TradePreview.expires_at > now,
                     )
-                    .values(status="placing", updated_at=now)
+                    .values(status="placing", updated_at=now, **checked)
                 ).rowcount
                 if claimed != 1:
                     return False
+                limits.check(conn, {**row, **checked}, now)  # raises: the claim rolls back
                 conn.execute(
                     insert(TradeOrder).values(
                         preview_id=row["preview_id"],
@@ -151,6 +170,26 @@ class TradeAudit:
             # trade_orders.preview_id is UNIQUE: someone else holds this preview.
             return False
         return True
+
+    def decide(
+        self, preview_id: str, *, status: str, via: str, from_statuses: tuple[str, ...]
+    ) -> bool:
+        """A person confirmed or rejected a preview: True when it was still theirs to decide."""
+        now = self._clock()
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        conditions = [
+            TradePreview.preview_id == preview_id,
+            TradePreview.user_id == self.user_id(),
+            TradePreview.status.in_(from_statuses),
+        ]
+        if status == "confirmed":
+            values |= {"confirmed_via": via, "confirmed_at": now}
+            conditions.append(TradePreview.expires_at > now)
+        else:
+            values["error"] = f"rejected by the person ({via})"
+        with self._engine.begin() as conn:
+            changed = conn.execute(update(TradePreview).where(*conditions).values(**values))
+        return changed.rowcount == 1
 
     def finish(
         self,

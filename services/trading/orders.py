@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import InvalidInput
+from core.numbers import finite_number
 
 SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("Market", "Limit")
@@ -25,6 +26,14 @@ TRADING_DISABLED_MESSAGE = (
 )
 _TICKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/: ]{0,19}")
 PREVIEW_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_ACCOUNT_ID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+# The smallest unit brokerages trade (fractional shares to four decimals), and bounds
+# past which a number is a typo or an attack, never an order: 1e-300 shares or a
+# 1e-12 limit would slip past a value cap.
+MIN_UNITS = 0.0001
+MIN_PRICE = 0.0001
+MAX_PRICE = 10_000_000.0
+DEFAULT_MAX_QUANTITY = 100_000.0
 
 
 @dataclass(frozen=True)
@@ -52,14 +61,18 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
+def parse_time(value: Any) -> datetime | None:
+    """An ISO time from a provider's answer, aware (None when absent or unreadable)."""
+    if not isinstance(value, str) or not value:
         return None
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
         return None
-    return number if math.isfinite(number) else None
+    return aware(parsed)
+
+
+number = finite_number
 
 
 def money_or_unknown(value: float | None) -> float | str:
@@ -123,10 +136,16 @@ def check_order_request(
     order_type: Any = "Market",
     limit_price: Any = None,
     time_in_force: Any = "Day",
+    *,
+    max_quantity: float = DEFAULT_MAX_QUANTITY,
 ) -> OrderRequest:
     """Reject a malformed order before any provider is called."""
-    if not isinstance(account_id, str) or not account_id.strip():
-        raise InvalidInput("account_id is required (a SnapTrade account id)", field="account_id")
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id.strip()):
+        raise InvalidInput(
+            f"account_id {account_id!r} is not a SnapTrade account id (a UUID such "
+            "as the ones get_positions lists)",
+            field="account_id",
+        )
     if not isinstance(ticker, str) or not _TICKER.fullmatch(ticker.strip()):
         raise InvalidInput(
             f"ticker {ticker!r} is not a symbol such as AAPL or BRK.B", field="ticker"
@@ -149,12 +168,12 @@ def check_order_request(
             + ", ".join(TIMES_IN_FORCE),
             field="time_in_force",
         )
-    units = positive_finite(quantity, "quantity")
+    units = bounded_number(quantity, "quantity", MIN_UNITS, max_quantity, "MAX_ORDER_QUANTITY")
     price: float | None = None
     if order_type_text == "Limit":
         if limit_price is None:
             raise InvalidInput("a Limit order needs a positive limit_price", field="limit_price")
-        price = positive_finite(limit_price, "limit_price")
+        price = bounded_number(limit_price, "limit_price", MIN_PRICE, MAX_PRICE)
     elif limit_price is not None:
         raise InvalidInput(
             "limit_price is only for Limit orders; leave it out for a Market order",
@@ -169,6 +188,19 @@ def check_order_request(
         limit_price=price,
         time_in_force=tif,
     )
+
+
+def bounded_number(
+    value: Any, name: str, smallest: float, largest: float, largest_setting: str = ""
+) -> float:
+    """A real number (never a boolean: JSON true is not 1 share) within the bounds."""
+    number = positive_finite(value, name)
+    if not smallest <= number <= largest:
+        limit = f"{largest:g} ({largest_setting})" if largest_setting else f"{largest:g}"
+        raise InvalidInput(
+            f"{name} {number:g} is out of bounds: from {smallest:g} to {limit}", field=name
+        )
+    return number
 
 
 def positive_finite(value: Any, name: str) -> float:

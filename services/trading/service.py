@@ -1,25 +1,21 @@
-"""Trading through SnapTrade: validate, preview, place at most once, keep an audit of it all.
+"""Trading through SnapTrade: preview, a person's confirmation, placement at most once, an audit.
 
-Every trade goes through a :class:`SnapTradeBrokerAdapter`:
-
-1. :meth:`TradeExecutionService.preview_order` validates the order
-   (``services.trading.validation``), asks SnapTrade for its impact
-   (``get_order_impact``, which changes nothing at the broker) and stores a preview
-   under our own unguessable ``preview_id``, bound by a hash to the order's fields
-   and account. It expires after min(SnapTrade's 5 minutes, ``PREVIEW_TTL_SECONDS``).
-2. :meth:`TradeExecutionService.execute_order` places a previewed order, only with
-   ``TRADING_ENABLED=true``, and at most once (``services.trading.audit``); the
-   provider's answer is recorded afterwards. A repeated or concurrent execution
-   gets the recorded order, never a second placement.
+1. :meth:`TradeExecutionService.preview_order` checks the order, asks SnapTrade for
+   its impact (which changes nothing at the broker), values it at its worst case and
+   checks the limits (``services.trading.previews``). It places nothing.
+2. A person confirms it: through the MCP client's own question to them
+   (elicitation), on the web app's trades page, or with the CLI (which asks for the
+   web password). Only a person can: :meth:`confirm` is called by those surfaces
+   alone, and a decline or a reject ends the preview for good.
+3. :meth:`execute_order` places a confirmed preview, only with
+   ``TRADING_ENABLED=true``, at most once: it is claimed in the database together
+   with the limits over time (``services.trading.audit``) before SnapTrade is called.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -35,25 +31,19 @@ from providers.snaptrade.broker import SnapTradeBrokerAdapter
 from providers.snaptrade.errors import map_snaptrade_trading_error
 from services.clock import Clock
 from services.trading.audit import TradeAudit
-from services.trading.orders import (
-    SNAPTRADE_TRADE_LIFETIME,
-    TRADING_DISABLED_MESSAGE,
-    OrderRequest,
-    aware,
-    check_order_request,
-    iso,
-    number,
-    row_hash,
-)
+from services.trading.limits import OrderLimits
+from services.trading.orders import TRADING_DISABLED_MESSAGE, OrderRequest, check_order_request
+from services.trading.policy import CONFIRMED_ON, TradingPolicy
+from services.trading.previews import PreviewMaker
+from services.trading.unusable import refuse_unusable
 from services.trading.validation import PreTradeValidator, Progress
+from services.trading.valuation import worst_case_value
 from services.trading.views import (
     confirmation_message,
-    effective_status,
-    impact_fields,
-    order_fields,
     order_view,
     preview_view,
     symbol_view,
+    trade_list,
 )
 
 log = logging.getLogger(__name__)
@@ -67,38 +57,37 @@ class TradeExecutionService:
         user_email: str,
         adapter_factory: Callable[[], SnapTradeBrokerAdapter],
         clock: Clock,
-        trading_enabled: bool = False,
-        max_order_value: float = 10000.0,
-        preview_ttl_seconds: int = 120,
+        policy: TradingPolicy | None = None,
     ) -> None:
         self.user_email = user_email
+        self.policy = policy or TradingPolicy()
         self._adapter_factory = adapter_factory
         self._adapter: SnapTradeBrokerAdapter | None = None
         self._clock = clock
-        self.trading_enabled = trading_enabled
-        self.preview_lifetime = min(
-            SNAPTRADE_TRADE_LIFETIME, timedelta(seconds=max(1, preview_ttl_seconds))
-        )
         self._audit = TradeAudit(engine, user_email, clock)
         self._validator = PreTradeValidator(
-            engine=engine,
-            user_email=user_email,
-            adapter=self.adapter,
-            max_order_value=max_order_value,
+            engine=engine, user_email=user_email, adapter=self.adapter, clock=clock
         )
+        self._previews = PreviewMaker(
+            engine=engine,
+            audit=self._audit,
+            validator=self._validator,
+            adapter=self.adapter,
+            policy=self.policy,
+            clock=clock,
+        )
+        self._limits = OrderLimits(self.policy.max_daily_order_value)
 
     @property
-    def max_order_value(self) -> float:
-        return self._validator.max_order_value
-
-    # --- plumbing -----------------------------------------------------------------------
+    def trading_enabled(self) -> bool:
+        return self.policy.trading_enabled
 
     def adapter(self) -> SnapTradeBrokerAdapter:
         if self._adapter is None:
             self._adapter = self._adapter_factory()
         return self._adapter
 
-    # --- symbols ------------------------------------------------------------------------
+    # --- symbols and previews ------------------------------------------------------------
 
     def search_symbol(self, account_id: str, ticker: str) -> list[dict[str, Any]]:
         """Symbols matching ``ticker`` that the account's brokerage can trade."""
@@ -116,8 +105,6 @@ class TradeExecutionService:
             ) from exc
         return [symbol_view(s) for s in found]
 
-    # --- preview ------------------------------------------------------------------------
-
     def preview_order(
         self,
         account_id: str,
@@ -128,176 +115,130 @@ class TradeExecutionService:
         limit_price: float | None = None,
         time_in_force: str = "Day",
         *,
+        allow_far_limit: bool = False,
         requested_via: str = "repl",
     ) -> dict[str, Any]:
-        """Validate, ask SnapTrade for the order's impact and store a preview to execute later."""
+        """Check the order, ask SnapTrade for its impact and store a preview; places nothing."""
+        if not isinstance(allow_far_limit, bool):
+            raise InvalidInput("allow_far_limit must be true or false", field="allow_far_limit")
         request = check_order_request(
-            account_id, ticker, side, quantity, order_type, limit_price, time_in_force
+            account_id,
+            ticker,
+            side,
+            quantity,
+            order_type,
+            limit_price,
+            time_in_force,
+            max_quantity=self.policy.max_order_quantity,
         )
-        progress = Progress()
-        try:
-            order = self._validator.validate(request, progress=progress)
-        except ProviderError as exc:
-            self._audit.store_refused(request, progress, exc, requested_via)
-            raise
-        # SnapTrade's 5 minutes start when it answers; counting from before the call is safe.
-        requested_at = self._clock()
-        try:
-            impact = self.adapter().preview_order(
-                account_id=request.account_id,
-                action=request.side,
-                universal_symbol_id=order.universal_symbol_id,
-                order_type=request.order_type,
-                time_in_force=request.time_in_force,
-                units=request.quantity,
-                price=request.limit_price,
-            )
-        except ProviderError as exc:
-            error = map_snaptrade_trading_error(
-                exc,
-                order.brokerage,
-                authorization_id=order.authorization_id,
-                endpoint="order impact",
-            )
-            self._audit.store_refused(request, progress, error, requested_via)
-            raise error from exc
-
-        trade: dict[str, Any] = impact["trade"] if isinstance(impact.get("trade"), dict) else {}
-        trade_id = trade.get("id")
-        if not trade_id:
-            raise MalformedResponse(
-                "SnapTrade's order impact has no trade id",
-                provider="snaptrade",
-                endpoint="/trade/impact",
-            )
-        impacts = [i for i in impact.get("trade_impacts") or [] if isinstance(i, dict)]
-        first = impacts[0] if impacts else {}
-        price, source = order.estimated_price, order.price_source
-        if price is None:
-            price = number(trade.get("price"))
-            source = "SnapTrade order impact" if price is not None else None
-        if price is None:
-            error = InvalidInput(
-                f"no price is known for {request.ticker}, so the value of a Market order cannot "
-                "be checked against MAX_ORDER_VALUE: place a Limit order (with limit_price) "
-                "instead",
-                field="order_type",
-            )
-            self._audit.store_refused(request, progress, error, requested_via, impact=impact)
-            raise error
-        value = round(request.quantity * price, 2)
-        try:
-            self._validator.check_value(value, order.currency, request)
-        except InvalidInput as error:
-            self._audit.store_refused(request, progress, error, requested_via, impact=impact)
-            raise
-
-        preview_id = secrets.token_urlsafe(24)
-        values: dict[str, Any] = {
-            "preview_id": preview_id,
-            "user_id": self._audit.user_id(),
-            "requested_via": requested_via,
-            "account_id": request.account_id,
-            "account_name": order.account_name,
-            "authorization_id": order.authorization_id,
-            "brokerage": order.brokerage,
-            "symbol": order.symbol,
-            "universal_symbol_id": order.universal_symbol_id,
-            "description": order.description,
-            "side": request.side,
-            "order_type": request.order_type,
-            "time_in_force": request.time_in_force,
-            "quantity": request.quantity,
-            "limit_price": request.limit_price,
-            "currency": order.currency,
-            "estimated_price": price,
-            "estimated_value": value,
-            "price_source": source,
-            "commission": number(first.get("estimated_commission")),
-            "fees": number(first.get("forex_fees")),
-            "remaining_cash": number(first.get("remaining_cash")),
-            "provider_trade_id": str(trade_id),
-            "provider_answer": json.dumps(impact, default=str)[:20000],
-            "status": "previewed",
-            "error": None,
-            "created_at": requested_at,
-            "expires_at": requested_at + self.preview_lifetime,
-            "updated_at": requested_at,
-        }
-        values["order_hash"] = row_hash(self.user_email, values)
-        self._audit.insert_preview(values)
-        log.info(
-            "trade preview %s: %s %g %s in %s (%s)",
-            preview_id,
-            request.side,
-            request.quantity,
-            order.symbol,
-            request.account_id,
-            requested_via,
+        row = self._previews.preview(
+            request, allow_far_limit=allow_far_limit, requested_via=requested_via
         )
-        return preview_view(values, self._clock(), trading_enabled=self.trading_enabled)
+        return preview_view(row, self._clock(), self.policy)
 
-    # --- execution ----------------------------------------------------------------------
-
-    def _refuse_unusable(self, row: dict[str, Any]) -> dict[str, Any] | None:
-        """The recorded order for an executed preview; raises for any other unusable one."""
-        status = row["status"]
-        if status == "executed":
-            return order_view(row, self._audit.order_row(row["preview_id"]), already=True)
-        if status == "placing":
-            raise Conflict(
-                f"preview {row['preview_id']} is being placed by another request right now; "
-                "it will not be placed twice. Call execute_trade again in a moment for its "
-                "result (list_trades shows it too)."
-            )
-        if status == "refused":
-            raise Conflict(
-                f"preview {row['preview_id']} was refused ({row['error']}); nothing can be "
-                "executed from it. Preview the order again."
-            )
-        if status == "unknown":
-            raise Conflict(
-                f"preview {row['preview_id']} was already used and SnapTrade never confirmed "
-                "whether the order was placed: check the brokerage before ordering again."
-            )
-        if status != "previewed":
-            raise Conflict(
-                f"preview {row['preview_id']} was already used ({status}: {row['error']}): "
-                "preview the order again"
-            )
-        expires_at = aware(row["expires_at"])
-        if expires_at is None or self._clock() >= expires_at:
-            raise Conflict(
-                f"preview {row['preview_id']} expired at {iso(expires_at)} (previews last "
-                f"{int(self.preview_lifetime.total_seconds())} s): preview the order again"
-            )
-        if row_hash(self.user_email, row) != row["order_hash"]:
-            raise Conflict(
-                f"preview {row['preview_id']} no longer matches the order it was made for; "
-                "preview the order again"
-            )
-        return None
+    # --- a person's decision ---------------------------------------------------------------
 
     def confirmation(self, preview_id: str) -> dict[str, Any]:
-        """What the person confirms before execution (raises if it could not be executed)."""
+        """What the person is asked before placement (raises if it could not be placed)."""
         if not self.trading_enabled:
             raise Conflict(TRADING_DISABLED_MESSAGE)
         row = self._audit.load(preview_id)
-        recorded = self._refuse_unusable(row)
+        recorded = self._unusable(row, allow=("previewed", "confirmed"))
         if recorded is not None:
-            return {"already_executed": True, "order": recorded, "message": None}
+            return {"already_executed": True, "confirmed": True, "order": recorded, "message": None}
         return {
             "already_executed": False,
-            "order": preview_view(row, self._clock(), trading_enabled=self.trading_enabled),
+            "confirmed": row["status"] == "confirmed",
+            "order": preview_view(row, self._clock(), self.policy),
             "message": confirmation_message(row),
         }
 
-    def execute_order(self, preview_id: str, *, requested_via: str = "repl") -> dict[str, Any]:
-        """Place a previewed order, at most once; a repeat returns the recorded order."""
+    def review(self, preview_id: str) -> dict[str, Any]:
+        """A preview as the trades page shows it: the order in full, the question the person
+        answers, whether it can still be decided (and why not), and its order if placed."""
+        row = self._audit.load(preview_id)
+        view = preview_view(row, self._clock(), self.policy)
+        placed = self._audit.order_row(row["preview_id"])
+        try:
+            if not self.trading_enabled:
+                raise Conflict(TRADING_DISABLED_MESSAGE)
+            refuse_unusable(row, self._clock(), self.policy, self.user_email, allow=("previewed",))
+            blocked = None if row["status"] == "previewed" else "already decided"
+        except Conflict as exc:
+            blocked = exc.message
+        return {
+            **view,
+            "requested_via": row["requested_via"],
+            "question": confirmation_message(row).splitlines(),
+            "decidable": blocked is None,
+            "why_not": blocked,
+            "execution": order_view(row, placed, already=True) if placed else None,
+        }
+
+    def confirm(self, preview_id: str, *, via: str) -> dict[str, Any]:
+        """A person confirmed the order (web page, CLI, or the MCP client's question)."""
+        if via not in CONFIRMED_ON:
+            raise InvalidInput(f"unknown confirmation channel {via!r}", field="via")
         if not self.trading_enabled:
             raise Conflict(TRADING_DISABLED_MESSAGE)
         row = self._audit.load(preview_id)
-        recorded = self._refuse_unusable(row)
+        self._unusable(row, allow=("previewed", "confirmed"))
+        self._audit.decide(
+            row["preview_id"], status="confirmed", via=via, from_statuses=("previewed",)
+        )
+        return preview_view(self._audit.load(preview_id), self._clock(), self.policy)
+
+    def reject(self, preview_id: str, *, via: str) -> dict[str, Any]:
+        """The person said no: the preview ends for good (a later execute is refused)."""
+        row = self._audit.load(preview_id)
+        if not self._audit.decide(
+            row["preview_id"], status="rejected", via=via, from_statuses=("previewed", "confirmed")
+        ):
+            self._unusable(self._audit.load(preview_id), allow=())
+        return preview_view(self._audit.load(preview_id), self._clock(), self.policy)
+
+    def pending_confirmation(self, preview_id: str) -> dict[str, Any]:
+        """Where and for how long a person can still confirm a preview; places nothing."""
+        row = self._audit.load(preview_id)
+        recorded = self._unusable(row, allow=("previewed", "confirmed"))
+        if recorded is not None:
+            return recorded
+        view = preview_view(row, self._clock(), self.policy)
+        page = self.policy.trades_page(row["preview_id"])
+        where = f"on the trades page ({page})" if page else "on the web app's trades page"
+        return {
+            **view,
+            "status": "pending_confirmation",
+            "confirm_at": page,
+            "message": (
+                "Nothing was placed: this MCP client cannot ask the person to confirm. Ask "
+                f"them to confirm it {where}, or in a terminal with `flask --app app "
+                f"confirm-trade {row['preview_id']}`, within {view['expires_in_seconds']} "
+                "seconds. Confirming there places the order; execute_trade then returns it."
+            ),
+        }
+
+    def execute_if_confirmed(self, preview_id: str, *, requested_via: str) -> dict[str, Any]:
+        """Place a preview a person already confirmed; otherwise say where they can."""
+        if not self.trading_enabled:
+            raise Conflict(TRADING_DISABLED_MESSAGE)
+        if self._audit.load(preview_id)["status"] == "previewed":
+            return self.pending_confirmation(preview_id)
+        return self.execute_order(preview_id, requested_via=requested_via)
+
+    # --- placement ---------------------------------------------------------------------------
+
+    def confirm_and_place(self, preview_id: str, *, via: str) -> dict[str, Any]:
+        """A person confirmed where they can also place it (web page, CLI): both at once."""
+        self.confirm(preview_id, via=via)
+        return self.execute_order(preview_id, requested_via=via)
+
+    def execute_order(self, preview_id: str, *, requested_via: str = "repl") -> dict[str, Any]:
+        """Place a confirmed preview, at most once; a repeat returns the recorded order."""
+        if not self.trading_enabled:
+            raise Conflict(TRADING_DISABLED_MESSAGE)
+        row = self._audit.load(preview_id)
+        recorded = self._unusable(row, allow=("confirmed",))
         if recorded is not None:
             return recorded
         request = OrderRequest(
@@ -309,20 +250,36 @@ class TradeExecutionService:
             limit_price=row["limit_price"],
             time_in_force=row["time_in_force"],
         )
-        # The order must still be valid now, not only when it was previewed.
-        order = self._validator.validate(request, known_price=row["estimated_price"])
+        # The order must still be valid now, and is valued and limited by today's facts.
+        order = self._validator.validate(request, known_price=row["market_price"])
         if order.universal_symbol_id != row["universal_symbol_id"]:
             raise Conflict(
                 f"{row['symbol']} now resolves to a different instrument than when it was "
                 "previewed: preview the order again"
             )
-
-        if not self._audit.claim(row, requested_via):
-            recorded = self._refuse_unusable(self._audit.load(preview_id))
+        allowed_discount = row["limit_discount_percent"] is not None
+        value = worst_case_value(
+            request,
+            {**order.known_prices, "the preview": row["market_price"]},
+            order.currency,
+            self.policy.value_rules,
+            allow_far_limit=allowed_discount,
+        )
+        checked = {
+            "estimated_value": max(value.value, float(row["estimated_value"] or 0.0)),
+            "held_quantity": order.held_quantity,
+            "open_sell_quantity": order.open_sell_quantity,
+            "positions_fetched_at": order.positions_fetched_at,
+        }
+        if not self._audit.claim(row, requested_via, self._limits, checked):
+            recorded = self._unusable(self._audit.load(preview_id), allow=())
             if recorded is not None:
                 return recorded
             raise Conflict(f"preview {preview_id} could not be claimed: preview the order again")
+        return self._place(row, requested_via)
 
+    def _place(self, row: dict[str, Any], requested_via: str) -> dict[str, Any]:
+        preview_id = row["preview_id"]
         try:
             answer = self.adapter().place_order(str(row["provider_trade_id"]))
         except (ProviderUnavailable, MalformedResponse) as exc:
@@ -353,39 +310,25 @@ class TradeExecutionService:
             answer.get("brokerage_order_id"),
             requested_via,
         )
-        return order_view(
+        placed = order_view(
             self._audit.load(preview_id), self._audit.order_row(preview_id), already=False
         )
+        return {**placed, **self.policy.describe()}
 
-    # --- audit --------------------------------------------------------------------------
+    def _unusable(self, row: dict[str, Any], *, allow: tuple[str, ...]) -> dict[str, Any] | None:
+        """The recorded order of an executed preview; raises when ``row`` cannot go on."""
+        recorded = refuse_unusable(row, self._clock(), self.policy, self.user_email, allow=allow)
+        if recorded:
+            return {
+                **order_view(row, self._audit.order_row(row["preview_id"]), already=True),
+                **self.policy.describe(),
+            }
+        return None
+
+    # --- audit -----------------------------------------------------------------------------
 
     def list_trades(self, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent previews and orders, newest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
             raise InvalidInput("limit must be a whole number from 1 to 200", field="limit")
-        rows = self._audit.recent(limit)
-        now = self._clock()
-        return [
-            {
-                "preview_id": r["preview_id"],
-                "created_at": iso(r["created_at"]),
-                "requested_via": r["requested_via"],
-                "status": effective_status(r, now),
-                "order": order_fields(r),
-                "impact": impact_fields(r),
-                "expires_at": iso(r["expires_at"]),
-                "error": r["error"],
-                "execution": (
-                    {
-                        "status": r["order_status"],
-                        "brokerage_order_id": r["brokerage_order_id"],
-                        "provider_status": r["provider_status"],
-                        "completed_at": iso(r["completed_at"]),
-                        "error": r["order_error"],
-                    }
-                    if r["order_status"]
-                    else None
-                ),
-            }
-            for r in rows
-        ]
+        return trade_list(self._audit.recent(limit), self._clock())

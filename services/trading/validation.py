@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -21,8 +22,9 @@ from providers.snaptrade.accounts import extract_authorization_id
 from providers.snaptrade.broker import SnapTradeBrokerAdapter
 from providers.snaptrade.connections import brokerage_name
 from providers.snaptrade.errors import map_snaptrade_trading_error
-from services.models import PositionRow
-from services.trading.orders import OrderRequest, number
+from services.clock import Clock
+from services.models import PositionRow, TradeOrder
+from services.trading.orders import OrderRequest, number, parse_time
 from services.users import user_id_for
 
 
@@ -45,15 +47,13 @@ class ValidatedOrder:
     symbol: str
     description: str | None
     currency: str
-    estimated_price: float | None
-    price_source: str | None
+    # Every market price known for the symbol, by where it came from.
+    known_prices: dict[str, float | None] = field(default_factory=dict)
+    # For a SELL: the units held, open sells at the broker that are not ours, and when
+    # SnapTrade says the position data is as of.
     held_quantity: float | None = None
-
-    @property
-    def estimated_value(self) -> float | None:
-        if self.estimated_price is None:
-            return None
-        return round(self.request.quantity * self.estimated_price, 2)
+    open_sell_quantity: float | None = None
+    positions_fetched_at: datetime | None = None
 
 
 class PreTradeValidator:
@@ -65,12 +65,12 @@ class PreTradeValidator:
         engine: Engine,
         user_email: str,
         adapter: Callable[[], SnapTradeBrokerAdapter],
-        max_order_value: float,
+        clock: Clock,
     ) -> None:
         self._engine = engine
         self.user_email = user_email
         self._adapter = adapter
-        self.max_order_value = max_order_value
+        self._clock = clock
 
     def account(self, account_id: str, progress: Progress) -> dict[str, Any]:
         accounts = self._adapter().list_accounts()
@@ -101,8 +101,9 @@ class PreTradeValidator:
 
         The account exists and is the user's; its connection is a trade
         connection and not disabled; fractional quantities only where the
-        brokerage allows them; the symbol resolves; the estimated value is at
-        most MAX_ORDER_VALUE; a SELL does not exceed the held quantity.
+        brokerage allows them; the symbol resolves; a SELL does not exceed the units
+        held less the open sells at the broker. The market prices known for the
+        symbol are gathered for the order's worst-case value (``valuation``).
         """
         progress = progress or Progress()
         adapter = self._adapter()
@@ -148,17 +149,19 @@ class PreTradeValidator:
         except ProviderError as exc:
             raise mapped(exc, "symbol search") from exc
         positions: list[dict[str, Any]] | None = None
+        positions_as_of: datetime | None = None
         symbol = pick_symbol(found, request.ticker, brokerage)
         universal_symbol_id = str(symbol["id"])
         currency = currency_code(symbol.get("currency")) or "USD"
 
         def held_position() -> dict[str, Any] | None:
-            nonlocal positions
+            nonlocal positions, positions_as_of
             if positions is None:
                 try:
-                    positions = adapter.account_positions(request.account_id)
+                    positions, as_of = adapter.account_positions(request.account_id)
                 except ProviderError as exc:
                     raise mapped(exc, "positions") from exc
+                positions_as_of = parse_time(as_of)
             for position in positions:
                 instrument = position.get("instrument") or {}
                 if str(instrument.get("id")) == universal_symbol_id or (
@@ -167,36 +170,31 @@ class PreTradeValidator:
                     return position
             return None
 
-        price, source = request.limit_price, "limit price" if request.limit_price else None
-        if price is None:
-            position = held_position()
-            price = number(position.get("price")) if position else None
-            source = "held position price" if price is not None else None
-        if price is None:
-            price, source = self.cached_price(request.ticker, currency)
-        if price is None and known_price is not None:
-            price, source = known_price, "previewed price"
-
         account_currency = currency_code((account.get("balance") or {}).get("total") or {})
-        if price is not None:
-            value = request.quantity * price
-            if account_currency and account_currency != currency:
-                raise InvalidInput(
-                    f"{request.ticker} trades in {currency} but the account's currency is "
-                    f"{account_currency}: the order value cannot be checked against "
-                    "MAX_ORDER_VALUE without an exchange rate, so it is refused"
-                )
-            self.check_value(value, currency, request)
-
-        held: float | None = None
+        if account_currency and account_currency != currency:
+            raise InvalidInput(
+                f"{request.ticker} trades in {currency} but the account's currency is "
+                f"{account_currency}: the order value cannot be checked against the limits "
+                "without an exchange rate, so it is refused"
+            )
+        position = held_position()
+        known_prices = {
+            "the held position": number(position.get("price")) if position else None,
+            "the positions cache": self.cached_price(request.ticker, currency),
+            "the preview": known_price,
+        }
+        held = open_sells = fetched_at = None
         if request.side == "SELL":
-            position = held_position()
-            held = number(position.get("units")) if position else 0.0
-            held = held or 0.0
-            if request.quantity > held + 1e-9:
+            held = (number(position.get("units")) if position else None) or 0.0
+            fetched_at = positions_as_of or self._clock()
+            try:
+                open_sells = self._open_sells_not_ours(request, universal_symbol_id)
+            except ProviderError as exc:
+                raise mapped(exc, "open orders") from exc
+            if request.quantity > held - open_sells + 1e-9:
                 raise InvalidInput(
                     f"cannot sell {request.quantity:g} {request.ticker}: the account holds "
-                    f"{held:g}",
+                    f"{held:g}, {open_sells:g} of them in open sell orders at the broker",
                     field="quantity",
                 )
         return ValidatedOrder(
@@ -208,25 +206,47 @@ class PreTradeValidator:
             symbol=str(symbol.get("symbol") or request.ticker),
             description=symbol.get("description"),
             currency=currency,
-            estimated_price=price,
-            price_source=source,
+            known_prices=known_prices,
             held_quantity=held,
+            open_sell_quantity=open_sells,
+            positions_fetched_at=fetched_at,
         )
 
-    def check_value(self, value: float, currency: str, request: OrderRequest) -> None:
-        if value > self.max_order_value:
-            raise InvalidInput(
-                f"the estimated value of {request.quantity:g} {request.ticker} is "
-                f"{value:,.2f} {currency}, above MAX_ORDER_VALUE ({self.max_order_value:,.2f} "
-                f"{currency}): use a smaller quantity, or raise MAX_ORDER_VALUE",
-                field="quantity",
+    def _open_sells_not_ours(self, request: OrderRequest, universal_symbol_id: str) -> float:
+        """Units of this symbol in the account's open SELL orders that Brokerage Hub did not
+        place (ours are counted from the audit, so none is counted twice)."""
+        ours = self._our_brokerage_order_ids()
+        units = 0.0
+        for order in self._adapter().open_orders(request.account_id):
+            same = (
+                order["universal_symbol_id"] == universal_symbol_id
+                or order["symbol"] == request.ticker
             )
+            if (
+                same
+                and order["action"].startswith("SELL")
+                and order["brokerage_order_id"] not in ours
+            ):
+                units += order["open_units"]
+        return units
 
-    def cached_price(self, ticker: str, currency: str) -> tuple[float | None, str | None]:
+    def _our_brokerage_order_ids(self) -> set[str]:
+        user_id = user_id_for(self._engine, self.user_email)
+        with self._engine.connect() as conn:
+            return {
+                str(value)
+                for (value,) in conn.execute(
+                    select(TradeOrder.brokerage_order_id).where(
+                        TradeOrder.user_id == user_id, TradeOrder.brokerage_order_id.is_not(None)
+                    )
+                )
+            }
+
+    def cached_price(self, ticker: str, currency: str) -> float | None:
         """The last price Brokerage Hub saw for this ticker in any account (positions cache)."""
         user_id = user_id_for(self._engine, self.user_email)
         if user_id is None:
-            return None, None
+            return None
         with self._engine.connect() as conn:
             row = conn.execute(
                 select(PositionRow.price, PositionRow.as_of)
@@ -239,22 +259,21 @@ class PreTradeValidator:
                 .order_by(PositionRow.fetched_at.desc())
                 .limit(1)
             ).first()
-        if row is None:
-            return None, None
-        return float(row.price), "cached position price"
+        return float(row.price) if row is not None else None
 
 
 # --- symbols ---------------------------------------------------------------------------
 
 
 def currency_code(value: Any) -> str | None:
-    if isinstance(value, dict):
-        code = value.get("code") or value.get("currency")
+    """An ISO 4217-shaped code (three letters), or None: nothing else is shown as a currency."""
+    code = value
+    if isinstance(code, dict):
+        code = code.get("code") or code.get("currency")
         if isinstance(code, dict):
             code = code.get("code")
-        return str(code) if code else None
-    if isinstance(value, str) and value:
-        return value
+    if isinstance(code, str) and len(code) == 3 and code.isascii() and code.isalpha():
+        return code.upper()
     return None
 
 

@@ -4,11 +4,19 @@ confirms them."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
+from core.normalized import KNOWN_INSTITUTIONS
 from services.trading.orders import aware, iso, money_or_unknown, number
+from services.trading.policy import TradingPolicy
 from services.trading.validation import currency_code
+
+# What the confirmation may quote of the provider's words: nothing free-form. A symbol
+# of this shape and a known brokerage name, or a neutral stand-in.
+_PLAIN_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.\-/]{0,19}")
+_PLAIN_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def parse_json(text: Any) -> dict[str, Any]:
@@ -23,7 +31,7 @@ def parse_json(text: Any) -> dict[str, Any]:
 
 def effective_status(row: dict[str, Any], now: datetime) -> str:
     expires_at = aware(row.get("expires_at"))
-    if row["status"] == "previewed" and (expires_at is None or now >= expires_at):
+    if row["status"] in ("previewed", "confirmed") and (expires_at is None or now >= expires_at):
         return "expired"
     return str(row["status"])
 
@@ -48,7 +56,11 @@ def impact_fields(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "estimated_price": row.get("estimated_price"),
         "price_source": row.get("price_source"),
+        # The worst case every limit was checked against, and how it was reached.
         "estimated_value": row.get("estimated_value"),
+        "value_basis": row.get("value_basis"),
+        "market_price": row.get("market_price"),
+        "limit_below_market_percent": row.get("limit_discount_percent"),
         "commission": money_or_unknown(row.get("commission")),
         "fees": money_or_unknown(row.get("fees")),
         "remaining_cash": row.get("remaining_cash"),
@@ -56,31 +68,46 @@ def impact_fields(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def confirmation_message(row: dict[str, Any]) -> str:
-    """The exact order, in words, for the person to confirm before it is placed."""
+    """The exact order, in words, for the person to confirm before it is placed.
+
+    Built only from fields Brokerage Hub validated (numbers, the side, a symbol of a
+    plain shape, the account id, a known brokerage): a provider's free text (a
+    security's description, an account's name) could carry lines that look like
+    instructions or like another order, so none of it is quoted here.
+    """
     currency = row.get("currency") or ""
-    price = (
-        f"limit {row['limit_price']:g} {currency}"
-        if row["order_type"] == "Limit"
-        else f"market (about {row['estimated_price']:g} {currency})"
-    )
+    currency = currency if _PLAIN_CURRENCY.fullmatch(currency) else ""
+    symbol = str(row["symbol"])
+    symbol = symbol if _PLAIN_SYMBOL.fullmatch(symbol) else "(the symbol previewed)"
+    brokerage = str(row.get("brokerage") or "")
+    brokerage = brokerage if brokerage in KNOWN_INSTITUTIONS.values() else "the brokerage"
+    if row["order_type"] == "Limit":
+        price = f"limit {row['limit_price']:g} {currency}"
+    else:
+        price = f"market (about {row['estimated_price']:g} {currency})"
     value = row.get("estimated_value")
     value_text = f"{value:,.2f} {currency}" if value is not None else "unknown"
     commission = row.get("commission")
     commission_text = f"{commission:,.2f} {currency}" if commission is not None else "unknown"
-    account = row.get("account_name") or ""
-    return (
-        f"Place this order at {row['brokerage']}?\n"
-        f"Account: {account} ({row['account_id']})\n"
-        f"Side: {row['side']}\n"
-        f"Quantity: {row['quantity']:g}\n"
-        f"Symbol: {row['symbol']}"
-        + (f" ({row['description']})" if row.get("description") else "")
-        + "\n"
-        f"Order type: {row['order_type']} ({row['time_in_force']})\n"
-        f"Price: {price}\n"
-        f"Estimated value: {value_text}\n"
-        f"Commission: {commission_text}"
-    )
+    lines = [
+        f"Place this order at {brokerage}?",
+        f"Account: {row['account_id']}",
+        f"Side: {row['side']}",
+        f"Quantity: {row['quantity']:g}",
+        f"Symbol: {symbol}",
+        f"Order type: {row['order_type']} ({row['time_in_force']})",
+        f"Price: {price}",
+        f"Value at worst case: {value_text}",
+        f"Commission: {commission_text}",
+    ]
+    discount = row.get("limit_discount_percent")
+    market = row.get("market_price")
+    if discount is not None and market is not None:
+        lines.append(
+            f"WARNING: the limit is {discount:g}% below the market price ({market:g} "
+            f"{currency}): these shares could be sold for far less than they are worth."
+        )
+    return "\n".join(lines)
 
 
 def symbol_view(symbol: dict[str, Any]) -> dict[str, Any]:
@@ -97,25 +124,60 @@ def symbol_view(symbol: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def preview_view(row: dict[str, Any], now: datetime, *, trading_enabled: bool) -> dict[str, Any]:
+def preview_view(row: dict[str, Any], now: datetime, policy: TradingPolicy) -> dict[str, Any]:
     expires_at = aware(row["expires_at"])
     seconds_left = max(0, int((expires_at - now).total_seconds())) if expires_at is not None else 0
+    status = effective_status(row, now)
     view = {
         "preview_id": row["preview_id"],
-        "status": effective_status(row, now),
+        "status": status,
         "expires_at": iso(expires_at),
         "expires_in_seconds": seconds_left,
         "order": order_fields(row),
         "impact": impact_fields(row),
-        "trading_enabled": trading_enabled,
+        "confirmed_via": row.get("confirmed_via"),
+        **policy.describe(),
     }
-    view["next_step"] = (
-        "To place it, call execute_trade with this preview_id before it expires."
-        if trading_enabled
-        else "Trading is disabled (TRADING_ENABLED=false): this preview cannot be placed "
-        "until TRADING_ENABLED=true is set and Brokerage Hub restarted."
-    )
+    if not policy.trading_enabled:
+        view["next_step"] = (
+            "Trading is disabled (TRADING_ENABLED=false): this preview cannot be placed "
+            "until TRADING_ENABLED=true is set and Brokerage Hub restarted."
+        )
+    elif status in ("previewed", "confirmed"):
+        view["next_step"] = (
+            "To place it, call execute_trade with this preview_id before it expires; the "
+            "person is asked to confirm the exact order first."
+        )
     return view
+
+
+def trade_list(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The audit as list_trades shows it, newest first."""
+    return [
+        {
+            "preview_id": r["preview_id"],
+            "created_at": iso(r["created_at"]),
+            "requested_via": r["requested_via"],
+            "status": effective_status(r, now),
+            "confirmed_via": r.get("confirmed_via"),
+            "order": order_fields(r),
+            "impact": impact_fields(r),
+            "expires_at": iso(r["expires_at"]),
+            "error": r["error"],
+            "execution": (
+                {
+                    "status": r["order_status"],
+                    "brokerage_order_id": r["brokerage_order_id"],
+                    "provider_status": r["provider_status"],
+                    "completed_at": iso(r["completed_at"]),
+                    "error": r["order_error"],
+                }
+                if r["order_status"]
+                else None
+            ),
+        }
+        for r in rows
+    ]
 
 
 def order_view(
