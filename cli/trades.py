@@ -46,7 +46,13 @@ def register(app: Flask) -> None:
             exit_with_error(InvalidInput(NO_TERMINAL, field="terminal"))
         review = run_cli(lambda: services.trading.review(preview_id), quiet=True)
         if not review["decidable"]:
-            exit_with_error(Conflict(review["why_not"] or f"preview is {review['status']}"))
+            why_not = review["why_not"]
+            if why_not in (None, "already decided"):
+                why_not = (
+                    f"preview {review['preview_id']} is already {review['status']}: there is "
+                    "nothing left to confirm"
+                )
+            exit_with_error(Conflict(why_not))
         click.echo("\n".join(review["question"]), err=True)
         click.echo(f"(expires in {review['expires_in_seconds']} seconds)", err=True)
         password = click.prompt("Web password", hide_input=True, err=True)

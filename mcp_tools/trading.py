@@ -195,4 +195,5 @@ def register(server: "MCPServer", get_services: ServicesFactory) -> None:
     def list_trades(
         limit: Annotated[StrictInt, Field(description="How many entries, 1 to 200.")] = 20,
     ) -> dict[str, Any]:
-        return {"trades": get_services().trading.list_trades(limit)}
+        trading = get_services().trading
+        return {"trades": trading.list_trades(limit), **trading.policy.describe()}

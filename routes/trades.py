@@ -52,7 +52,11 @@ def confirm_trade(preview_id: str) -> Any:
         flash(f"The order was not placed: {bounded_message(exc.message)}", "error")
     else:
         order_id = placed.get("brokerage_order_id") or "no order id yet"
-        flash(f"Order placed at the brokerage ({order_id}).", "info")
+        if placed.get("already_executed"):
+            # A resent form or a second click: say so, not that it was placed again.
+            flash(f"This order was already placed ({order_id}); nothing more was placed.", "info")
+        else:
+            flash(f"Order placed at the brokerage ({order_id}).", "info")
     return redirect(url_for("trades.trade_page", preview_id=preview_id), code=303)
 
 

@@ -231,6 +231,9 @@ ROUTES = [
     ("GET", "/snaptrade/connect/<flow_id>"),
     ("GET", "/snaptrade/connected/<flow_id>"),
     ("GET", "/trades"),
+    ("GET", "/trades/<preview_id>"),
+    ("POST", "/trades/<preview_id>/confirm"),
+    ("POST", "/trades/<preview_id>/reject"),
     ("GET", "/costs"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/no/such/page"),
@@ -278,7 +281,7 @@ SEGMENTS = st.one_of(
 def web_requests(draw: st.DrawFn) -> dict[str, Any]:
     method, template = draw(st.sampled_from(ROUTES))
     path = template
-    for placeholder in ("<job_id>", "<flow_id>", "<path:filename>"):
+    for placeholder in ("<job_id>", "<flow_id>", "<preview_id>", "<path:filename>"):
         if placeholder in path:
             path = path.replace(placeholder, quote(draw(SEGMENTS), safe=""))
     keys = st.one_of(st.sampled_from(KNOWN_FIELDS), st.text(min_size=1, max_size=12))

@@ -39,6 +39,8 @@ BREAKAGES: dict[str, Callable[[Path], None]] = {"corrupt": corrupt, "unreadable"
 # What each command needs to get past its own argument parsing.
 COMMAND_ARGS: dict[str, list[str]] = {
     "migrate-institution": ["interactive-brokers"],
+    "confirm-trade": ["p" * 32],
+    "reject-trade": ["p" * 32],
 }
 COMMAND_INPUT = {"set-password": "a new password 123\na new password 123\n"}
 RUN_WITHOUT_SECRET_STORE = {"migrate"}

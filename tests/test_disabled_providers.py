@@ -18,7 +18,7 @@ from app import create_app
 from core.errors import ProviderDisabled
 from sandbox import data
 from tests.conftest import make_services
-from tests.test_mcp_positions import call_tool, payload
+from tests.mcp_fixtures import call_tool, payload
 from tests.web_fixtures import logged_in_client, post
 
 # Outside the embedded default the web app needs to know its own address.

@@ -13,7 +13,7 @@ from app import create_app
 from mcp_server import build_server
 from sandbox import data
 from tests.conftest import make_services
-from tests.test_mcp_positions import payload
+from tests.mcp_fixtures import payload
 from tests.web_fixtures import logged_in_client, make_app
 
 EMBEDDED = {"plaid": "emulator", "snaptrade": "emulator"}

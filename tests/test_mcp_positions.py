@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -13,31 +12,10 @@ import pytest
 
 from mcp_server import build_server
 from settings import PROJECT_ROOT
+from tests.mcp_fixtures import call_tool, error_text, payload
 
 HOLDINGS = "plaid /investments/holdings/get"
 SNAP_POSITIONS = "snaptrade /accounts/{accountId}/positions/all"
-
-
-def call_tool(services: Any, name: str, arguments: dict[str, Any]) -> Any:
-    import mcp
-
-    async def run() -> Any:
-        async with mcp.Client(build_server(services)) as client:
-            return await client.call_tool(name, arguments)
-
-    return anyio.run(run)
-
-
-def payload(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    if result.structured_content is not None:
-        return result.structured_content.get("result", result.structured_content)
-    return json.loads(result.content[0].text)
-
-
-def error_text(result: Any) -> str:
-    assert result.is_error
-    return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 @pytest.mark.parametrize("format", ["full", "summary", "by_account", "list"])

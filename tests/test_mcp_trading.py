@@ -7,7 +7,6 @@ preview through a real stdio subprocess.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from mcp_server import build_server
 from sandbox import data
 from settings import PROJECT_ROOT
 from tests.conftest import make_services
+from tests.mcp_fixtures import Person, call, error_text, payload
 
 SCHWAB = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 IBKR = data.SNAPTRADE_ACCOUNT_IDS["ibkr-individual"]
@@ -40,48 +40,6 @@ def trading_services(tmp_path: Path, database_url: str, emulator: Any, clock: An
     built = make_services(tmp_path, database_url, emulator, clock, TRADING_ENABLED="true")
     yield built
     built.close()
-
-
-class Person:
-    """Answers the confirmation the server asks for, and remembers what it was shown."""
-
-    def __init__(self, action: str, confirm: bool = True) -> None:
-        self.action = action
-        self.confirm = confirm
-        self.asked: list[str] = []
-
-    async def __call__(self, context: Any, params: Any) -> Any:
-        from mcp.types import ElicitResult
-
-        self.asked.append(params.message)
-        if self.action == "accept":
-            return ElicitResult(action="accept", content={"confirm": self.confirm})
-        return ElicitResult(action=self.action)
-
-
-def call(services: Any, *calls: tuple[str, dict[str, Any]], person: Any = None, mode: str = "auto"):
-    import mcp
-
-    async def run() -> list[Any]:
-        options: dict[str, Any] = {"mode": mode}
-        if person is not None:
-            options["elicitation_callback"] = person
-        async with mcp.Client(build_server(services), **options) as client:
-            return [await client.call_tool(name, arguments) for name, arguments in calls]
-
-    return anyio.run(run)
-
-
-def payload(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    if result.structured_content is not None:
-        return result.structured_content.get("result", result.structured_content)
-    return json.loads(result.content[0].text)
-
-
-def error_text(result: Any) -> str:
-    assert result.is_error, result.content
-    return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 def preview(services: Any, **overrides: Any) -> dict[str, Any]:
@@ -179,7 +137,7 @@ def test_execute_trade_is_refused_while_trading_is_disabled(services: Any, emula
     ("action", "confirm"), [("decline", True), ("cancel", True), ("accept", False)]
 )
 def test_a_declined_confirmation_ends_the_preview_for_good(
-    trading_services: Any, emulator: Any, mode: str, action: str, confirm: bool
+    trading_services: Any, emulator: Any, mode: str, action: Any, confirm: bool
 ) -> None:
     preview_id = preview(trading_services)["preview_id"]
     person = Person(action, confirm)
@@ -230,7 +188,8 @@ def test_a_confirmed_order_is_placed_once_after_showing_the_exact_order(
         "Quantity: 2",
         "Symbol: SCHB",
         "Order type: Market",
-        f"Price: market (about {SCHB.price * 1.05:g} {SCHB.currency})",
+        f"Price: market, last {SCHB.price:,.2f} {SCHB.currency} (counted at up to "
+        f"{SCHB.price * 1.05:,.2f} {SCHB.currency})",
         f"Value at worst case: {worst_case:,.2f} {SCHB.currency}",
     ):
         assert detail in shown

@@ -16,7 +16,7 @@ from core.untrusted import PROVIDER_TEXT_FIELDS
 from mcp_server import build_server
 from sandbox import data
 from services.models.positions import PositionRow
-from tests.test_mcp_positions import payload
+from tests.mcp_fixtures import payload
 
 SCHWAB = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 # SCHB is held at Schwab (SnapTrade: positions' instrument.description, symbol search);

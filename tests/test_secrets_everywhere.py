@@ -115,7 +115,7 @@ def hub(tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock) -> Ite
 def test_no_tool_result_carries_a_credential(hub: Any, emulator: Any) -> None:
     preview = hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "BUY", 1, requested_via="mcp")
     emulator.controls.fail("plaid /item/get", "ITEM_LOGIN_REQUIRED")
-    calls = [
+    calls: list[tuple[str, dict[str, Any]]] = [
         *[("get_positions", {"format": f}) for f in ("full", "summary", "by_account", "list")],
         ("get_positions", {"refresh_provider": "plaid"}),
         ("get_positions", {"refresh_provider": "snaptrade"}),
@@ -258,6 +258,21 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
         "connect bad",
         client.post("/snaptrade/connect", data={"reconnect": "x", "csrf_token": token}),
     )
+
+    # A trade: its page, confirmed (placed) and shown again; another rejected; unknown ids.
+    placed = hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "BUY", 1)["preview_id"]
+    keep("trade page", client.get(f"/trades/{placed}"))
+    keep("trade confirm", client.post(f"/trades/{placed}/confirm", data={"csrf_token": token}))
+    keep("trade placed page", client.get(f"/trades/{placed}"))
+    declined = hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "BUY", 1)["preview_id"]
+    keep("trade reject", client.post(f"/trades/{declined}/reject", data={"csrf_token": token}))
+    keep(
+        "trade confirm rejected",
+        client.post(f"/trades/{declined}/confirm", data={"csrf_token": token}),
+    )
+    keep("trade page unknown", client.get("/trades/unknown-preview-id-0123"))
+    keep("trade confirm unknown", client.post("/trades/x/confirm", data={"csrf_token": token}))
+    keep("trade reject unknown", client.post("/trades/x/reject", data={"csrf_token": token}))
     keep("logout", client.post("/logout", data={"csrf_token": token}))
 
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
@@ -272,6 +287,7 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
 
 def test_no_cli_command_prints_a_credential(hub: Any, emulator: Any) -> None:
     app = make_app(hub)
+    preview_id = hub.trading.preview_order(SCHWAB_ACCOUNT, "SCHB", "BUY", 1)["preview_id"]
     runs = [
         ("migrate",),
         ("positions", "--format", "full"),
@@ -286,6 +302,9 @@ def test_no_cli_command_prints_a_credential(hub: Any, emulator: Any) -> None:
         ("migrate-institution", "Nowhere At All"),
         ("demo-login",),  # prints the demo password by design; nothing else secret
         ("clear-login-brake",),
+        ("confirm-trade", preview_id),  # refused: its input is not a terminal
+        ("reject-trade", preview_id),
+        ("reject-trade", preview_id),  # already rejected
     ]
     assert {args[0] for args in runs} | {"set-password"} == set(app.cli.commands)
     for args in runs:
@@ -351,7 +370,7 @@ def test_urllib3s_message_with_the_user_secret_in_the_url_is_not_passed_on() -> 
         ),
         host=closed_port_url(),
     )
-    raw_client.account_information.api_client.configuration.retries = 0
+    raw_client.account_information.api_client.configuration.retries = 0  # type: ignore[assignment]
     with pytest.raises(Exception) as raw:
         raw_client.account_information.list_user_accounts(
             user_id=demo.SNAPTRADE_USER_ID, user_secret=demo.SNAPTRADE_USER_SECRET

@@ -558,3 +558,13 @@ def test_another_persons_preview_id_is_unknown(trading_services: Any, emulator: 
     with pytest.raises(NotFound):
         someone_else.confirm(preview_id, via="web")
     assert emulator.controls.calls(PLACE) == 0
+
+
+def test_a_preview_id_never_reads_as_a_command_line_option() -> None:
+    from services.trading.orders import PREVIEW_ID_SHAPE, new_preview_id
+
+    # `confirm-trade <preview_id>`: an id starting with "-" would be taken for an option
+    # (one in 64 URL-safe ids would), and the person could not confirm that order.
+    ids = {new_preview_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(PREVIEW_ID_SHAPE.fullmatch(i) and not i.startswith("-") for i in ids)

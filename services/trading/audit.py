@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -20,7 +19,7 @@ from core.errors import BrokerageHubError, NotFound
 from services.clock import Clock
 from services.models import TradeOrder, TradePreview
 from services.trading.limits import OrderLimits
-from services.trading.orders import PREVIEW_ID_SHAPE, OrderRequest, row_hash
+from services.trading.orders import PREVIEW_ID_SHAPE, OrderRequest, new_preview_id, row_hash
 from services.trading.validation import Progress
 from services.users import ensure_user, user_id_for
 
@@ -59,7 +58,7 @@ class TradeAudit:
         """A preview SnapTrade (or our value limit) refused stays in the audit, unusable."""
         now = self._clock()
         values: dict[str, Any] = {
-            "preview_id": secrets.token_urlsafe(24),
+            "preview_id": new_preview_id(),
             "user_id": self.user_id(),
             "requested_via": requested_via,
             "account_id": request.account_id,
@@ -130,6 +129,7 @@ class TradeAudit:
         requested_via: str,
         limits: OrderLimits,
         checked: dict[str, Any],
+        open_sell_order_ids: tuple[str, ...] = (),
     ) -> bool:
         """Atomically take a confirmed preview for placement: True for exactly one caller.
 
@@ -156,7 +156,8 @@ class TradeAudit:
                 ).rowcount
                 if claimed != 1:
                     return False
-                limits.check(conn, {**row, **checked}, now)  # raises: the claim rolls back
+                # Raises over a limit: the claim rolls back.
+                limits.check(conn, {**row, **checked}, now, open_sell_order_ids)
                 conn.execute(
                     insert(TradeOrder).values(
                         preview_id=row["preview_id"],

@@ -6,6 +6,8 @@ import hashlib
 import json
 import math
 import re
+import secrets
+import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +28,15 @@ TRADING_DISABLED_MESSAGE = (
 )
 _TICKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/: ]{0,19}")
 PREVIEW_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_PREVIEW_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_preview_id() -> str:
+    """32 letters and digits (190 bits): unguessable, and never starting with "-", which a
+    command line would read as an option (``confirm-trade <preview_id>``)."""
+    return "".join(secrets.choice(_PREVIEW_ID_ALPHABET) for _ in range(32))
+
+
 _ACCOUNT_ID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 # The smallest unit brokerages trade (fractional shares to four decimals), and bounds
 # past which a number is a typo or an attack, never an order: 1e-300 shares or a

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ from providers.snaptrade.errors import map_snaptrade_trading_error
 from services.clock import Clock
 from services.trading.audit import TradeAudit
 from services.trading.limits import OrderLimits
-from services.trading.orders import OrderRequest, number, row_hash
+from services.trading.orders import OrderRequest, new_preview_id, number, row_hash
 from services.trading.policy import TradingPolicy
 from services.trading.validation import PreTradeValidator, Progress, ValidatedOrder
 from services.trading.valuation import OrderValue, worst_case_value
@@ -59,7 +58,8 @@ class PreviewMaker:
             order = self._validator.validate(request, progress=progress)
             if request.limit_price is not None or any(order.known_prices.values()):
                 # What is already known refuses an order before SnapTrade is asked at all.
-                self._value(request, order, order.known_prices, allow_far_limit)
+                early = self._value(request, order, order.known_prices, allow_far_limit)
+                self._check_limits(self._limit_fields(request, order, early.value), order)
             # SnapTrade's 5 minutes start when it answers; counting from before is safe.
             requested_at = self._clock()
             impact = self._impact(request, order)
@@ -73,9 +73,7 @@ class PreviewMaker:
             known = {**order.known_prices, "SnapTrade's order impact": number(trade.get("price"))}
             value = self._value(request, order, known, allow_far_limit)
             row = self._row(request, order, value, impact, requested_at, requested_via)
-            with self._engine.connect() as conn:
-                # Early, for a clear answer now; the claim checks again, atomically.
-                self._limits.check(conn, row, requested_at)
+            self._check_limits(row, order)
         except BrokerageHubError as exc:
             self._audit.store_refused(request, progress, exc, requested_via, impact=impact)
             raise
@@ -90,6 +88,29 @@ class PreviewMaker:
             requested_via,
         )
         return row
+
+    def _check_limits(self, fields: dict[str, Any], order: ValidatedOrder) -> None:
+        """The limits over time, for a clear answer now; the claim checks them again,
+        atomically."""
+        with self._engine.connect() as conn:
+            self._limits.check(conn, fields, self._clock(), order.open_sell_order_ids)
+
+    def _limit_fields(
+        self, request: OrderRequest, order: ValidatedOrder, value: float
+    ) -> dict[str, Any]:
+        """What the limits read of an order that has no preview row yet."""
+        return {
+            "preview_id": "",
+            "user_id": self._audit.user_id(),
+            "account_id": request.account_id,
+            "symbol": order.symbol,
+            "side": request.side,
+            "quantity": request.quantity,
+            "currency": order.currency,
+            "estimated_value": value,
+            "held_quantity": order.held_quantity,
+            "open_sell_quantity": order.open_sell_quantity,
+        }
 
     def _value(
         self,
@@ -138,7 +159,7 @@ class PreviewMaker:
         first = impacts[0] if impacts else {}
         skip = self._policy.skip_confirmation
         row: dict[str, Any] = {
-            "preview_id": secrets.token_urlsafe(24),
+            "preview_id": new_preview_id(),
             "user_id": self._audit.user_id(),
             "requested_via": requested_via,
             "account_id": request.account_id,

@@ -271,7 +271,9 @@ class TradeExecutionService:
             "open_sell_quantity": order.open_sell_quantity,
             "positions_fetched_at": order.positions_fetched_at,
         }
-        if not self._audit.claim(row, requested_via, self._limits, checked):
+        if not self._audit.claim(
+            row, requested_via, self._limits, checked, order.open_sell_order_ids
+        ):
             recorded = self._unusable(self._audit.load(preview_id), allow=())
             if recorded is not None:
                 return recorded

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
 
@@ -23,7 +23,7 @@ from providers.snaptrade.broker import SnapTradeBrokerAdapter
 from providers.snaptrade.connections import brokerage_name
 from providers.snaptrade.errors import map_snaptrade_trading_error
 from services.clock import Clock
-from services.models import PositionRow, TradeOrder
+from services.models import PositionRow
 from services.trading.orders import OrderRequest, number, parse_time
 from services.users import user_id_for
 
@@ -49,11 +49,17 @@ class ValidatedOrder:
     currency: str
     # Every market price known for the symbol, by where it came from.
     known_prices: dict[str, float | None] = field(default_factory=dict)
-    # For a SELL: the units held, open sells at the broker that are not ours, and when
-    # SnapTrade says the position data is as of.
+    # For a SELL: the units held, the units in open SELL orders at the broker (ours
+    # included) and their order ids, and when SnapTrade says the position data is as of.
     held_quantity: float | None = None
     open_sell_quantity: float | None = None
     positions_fetched_at: datetime | None = None
+    open_sell_order_ids: tuple[str, ...] = ()
+
+
+class OpenSells(NamedTuple):
+    units: float
+    order_ids: tuple[str, ...]
 
 
 class PreTradeValidator:
@@ -184,17 +190,20 @@ class PreTradeValidator:
             "the preview": known_price,
         }
         held = open_sells = fetched_at = None
+        open_orders = OpenSells(0.0, ())
         if request.side == "SELL":
             held = (number(position.get("units")) if position else None) or 0.0
             fetched_at = positions_as_of or self._clock()
             try:
-                open_sells = self._open_sells_not_ours(request, universal_symbol_id)
+                open_orders = self._open_sells(request, universal_symbol_id)
             except ProviderError as exc:
                 raise mapped(exc, "open orders") from exc
+            open_sells = open_orders.units
             if request.quantity > held - open_sells + 1e-9:
                 raise InvalidInput(
-                    f"cannot sell {request.quantity:g} {request.ticker}: the account holds "
-                    f"{held:g}, {open_sells:g} of them in open sell orders at the broker",
+                    f"cannot sell {request.quantity:g} {request.ticker}: "
+                    f"{max(0.0, held - open_sells):g} are available (the account holds "
+                    f"{held:g}, {open_sells:g} of them in open sell orders at the broker)",
                     field="quantity",
                 )
         return ValidatedOrder(
@@ -210,37 +219,22 @@ class PreTradeValidator:
             held_quantity=held,
             open_sell_quantity=open_sells,
             positions_fetched_at=fetched_at,
+            open_sell_order_ids=open_orders.order_ids,
         )
 
-    def _open_sells_not_ours(self, request: OrderRequest, universal_symbol_id: str) -> float:
-        """Units of this symbol in the account's open SELL orders that Brokerage Hub did not
-        place (ours are counted from the audit, so none is counted twice)."""
-        ours = self._our_brokerage_order_ids()
-        units = 0.0
+    def _open_sells(self, request: OrderRequest, universal_symbol_id: str) -> OpenSells:
+        """The account's open SELL orders of this symbol at the broker, ours included: the
+        units they hold back, and their order ids (so the limits do not count ours twice)."""
+        units, ids = 0.0, []
         for order in self._adapter().open_orders(request.account_id):
             same = (
                 order["universal_symbol_id"] == universal_symbol_id
                 or order["symbol"] == request.ticker
             )
-            if (
-                same
-                and order["action"].startswith("SELL")
-                and order["brokerage_order_id"] not in ours
-            ):
+            if same and order["action"].startswith("SELL"):
                 units += order["open_units"]
-        return units
-
-    def _our_brokerage_order_ids(self) -> set[str]:
-        user_id = user_id_for(self._engine, self.user_email)
-        with self._engine.connect() as conn:
-            return {
-                str(value)
-                for (value,) in conn.execute(
-                    select(TradeOrder.brokerage_order_id).where(
-                        TradeOrder.user_id == user_id, TradeOrder.brokerage_order_id.is_not(None)
-                    )
-                )
-            }
+                ids.append(order["brokerage_order_id"])
+        return OpenSells(units, tuple(ids))
 
     def cached_price(self, ticker: str, currency: str) -> float | None:
         """The last price Brokerage Hub saw for this ticker in any account (positions cache)."""

@@ -82,9 +82,13 @@ def confirmation_message(row: dict[str, Any]) -> str:
     brokerage = str(row.get("brokerage") or "")
     brokerage = brokerage if brokerage in KNOWN_INSTITUTIONS.values() else "the brokerage"
     if row["order_type"] == "Limit":
-        price = f"limit {row['limit_price']:g} {currency}"
+        price = f"limit {price_text(row['limit_price'])} {currency}"
     else:
-        price = f"market (about {row['estimated_price']:g} {currency})"
+        market = row.get("market_price")
+        counted = row.get("estimated_price")
+        price = "market" if market is None else f"market, last {price_text(market)} {currency}"
+        if counted is not None and (market is None or counted > market):
+            price += f" (counted at up to {price_text(counted)} {currency})"
     value = row.get("estimated_value")
     value_text = f"{value:,.2f} {currency}" if value is not None else "unknown"
     commission = row.get("commission")
@@ -104,10 +108,15 @@ def confirmation_message(row: dict[str, Any]) -> str:
     market = row.get("market_price")
     if discount is not None and market is not None:
         lines.append(
-            f"WARNING: the limit is {discount:g}% below the market price ({market:g} "
+            f"WARNING: the limit is {discount:g}% below the market price ({price_text(market)} "
             f"{currency}): these shares could be sold for far less than they are worth."
         )
     return "\n".join(lines)
+
+
+def price_text(price: float) -> str:
+    """A price as a person reads it: cents, or more digits for a price under one unit."""
+    return f"{price:,.2f}" if price >= 1 else f"{price:.6g}"
 
 
 def symbol_view(symbol: dict[str, Any]) -> dict[str, Any]:
