@@ -43,7 +43,7 @@ def register(app: Flask) -> None:
         institution: str, source: str, target: str, execute: bool, tolerance: float
     ) -> None:
         """Move an institution from Plaid to SnapTrade (checks, dry run, then --execute)."""
-        run_cli(
+        report = run_cli(
             lambda: app.extensions["services"].migrations.migrate(
                 institution,
                 source=source,
@@ -54,3 +54,5 @@ def register(app: Flask) -> None:
             ),
             ok=lambda report: report["ok"],
         )
+        if report["status"] == "planned":
+            click.echo("Run the same command again with --execute to do it.", err=True)

@@ -16,9 +16,11 @@ PLAN_DOC = """Check whether an institution can move from Plaid to SnapTrade, cha
 Runs the migration's checks: SnapTrade's connection to the brokerage is healthy,
 holdings fetched fresh from both providers match (every difference is listed), and
 exactly one Plaid token belongs to the institution. Reports what the move would do
-and the monthly saving. It removes nothing: the person runs
-`flask --app app migrate-institution <institution> --from plaid --to snaptrade --execute`
-to do it. Costs a few provider calls (fresh holdings from both providers).
+and the monthly saving. It removes nothing: the person does the move on the web app's
+page for the institution (/migrations/<institution>, where they confirm it by typing its
+name) or with `flask --app app migrate-institution <institution> --execute`. One run per
+institution at a time: while another runs, this says which. Costs a few provider calls
+(fresh holdings from both providers).
 """
 
 COSTS_DOC = """What each data provider costs per month, and what wastes money.

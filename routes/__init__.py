@@ -10,12 +10,32 @@ from __future__ import annotations
 
 from flask import Flask
 
-from routes import auth, connections, costs, health, plaid, positions, snaptrade, trades
+from routes import (
+    auth,
+    connections,
+    costs,
+    health,
+    migrations,
+    plaid,
+    positions,
+    snaptrade,
+    trades,
+)
 from routes.errors import install_error_handlers
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (health, auth, positions, connections, plaid, snaptrade, trades, costs):
+    for module in (
+        health,
+        auth,
+        positions,
+        connections,
+        plaid,
+        snaptrade,
+        trades,
+        migrations,
+        costs,
+    ):
         app.register_blueprint(module.bp)
 
     install_error_handlers(app)  # routes/errors.py: the JSON shape, pages, outages

@@ -27,6 +27,15 @@ from services.db_outage import database_outage
 log = logging.getLogger(__name__)
 
 PAGE_TITLES = {503: "Temporarily unavailable", 504: "Temporarily unavailable"}
+# A person in a browser has no terminal: where an error's message names a command to run
+# (for the CLI and the readiness probe), the page says what it means for them instead.
+PAGE_MESSAGES = {
+    "schema_behind": (
+        "The database schema is older than this version of Brokerage Hub, so pages cannot be "
+        "shown. Nothing can be done about it in the browser: whoever runs this Brokerage Hub "
+        "must run its schema migration on the server. Then reload this page."
+    ),
+}
 
 
 def install_error_handlers(app: Flask) -> None:
@@ -44,7 +53,7 @@ def _answer(body: dict[str, Any], status: int, retry_after: float | None = None)
             render_template(
                 "service_error.html",
                 title=PAGE_TITLES.get(status, "Something went wrong"),
-                message=body["error"]["message"],
+                message=PAGE_MESSAGES.get(body["error"]["type"], body["error"]["message"]),
                 retry_after=_whole_seconds(retry_after) if retry_after else None,
             ),
             status,

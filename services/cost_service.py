@@ -6,6 +6,11 @@ Item while a valid access token exists, called or not; only
 stop the fee. SnapTrade bills per connected user per month. So the report
 counts Items and users, not API calls, and uses the call ledger for the
 per-call part and for the record of what was called.
+
+Each waste is said twice: ``waste`` holds sentences for an assistant or a terminal
+(naming the tool or command that ends it), and ``waste_items`` the same wastes, in the
+same order, as data (``kind`` and its facts) for the web app to say what to do in a
+browser, or why it cannot be done there.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.normalized import institution_display_name
+from core.normalized import institution_display_name, institution_slug
 from core.secret_names import plaid_tokens_prefix, snaptrade_user_secret_name
 from providers.plaid.items import institution_slug_of
 from services.call_ledger import SqlCallLedger
@@ -62,7 +67,7 @@ class CostService:
         email = self._access.user_email
         prefix = plaid_tokens_prefix(email)
         connections = {c.external_id: c for c in self._connections.list(email, "plaid")}
-        waste: list[str] = []
+        waste = _Waste()
 
         items: list[dict[str, Any]] = []
         for name in store.list_names(prefix):
@@ -91,10 +96,14 @@ class CostService:
                 }
             )
             if not removed:
-                waste.append(
+                waste.add(
                     f"{name} is scheduled for deletion but its Item was never removed at "
                     "Plaid: it is still billed. Restore the secret and remove the Item "
-                    "(remove_plaid_institution with dry_run=False)."
+                    "(remove_plaid_institution with dry_run=False).",
+                    kind="item_not_removed",
+                    institution=items[-1]["institution"],
+                    institution_slug=slug,
+                    secret_name=name,
                 )
         live_by_institution: dict[str, list[str]] = defaultdict(list)
         for item in items:
@@ -102,16 +111,29 @@ class CostService:
                 live_by_institution[item["institution"]].append(item["secret_name"])
         for institution, names in sorted(live_by_institution.items()):
             if len(names) > 1:
-                waste.append(
+                waste.add(
                     f"{institution} has {len(names)} Plaid Items ({', '.join(names)}): each is "
-                    "billed and they can break each other; keep one."
+                    "billed and they can break each other; keep one.",
+                    kind="duplicate_items",
+                    institution=institution,
+                    institution_slug=institution_slug_of(names[0]),
+                    secret_names=names,
                 )
-        overlaps = self._overlaps()
-        for overlap in overlaps:
-            waste.append(
+        for overlap in self._overlaps():
+            move = overlap.get("resolve") or {}
+            waste.add(
                 f"{overlap['institution']} is linked through both "
-                f"{' and '.join(overlap['providers'])}; end the second bill with: "
-                f"{overlap['resolve_with']}"
+                f"{' and '.join(overlap['providers'])}; end the second bill by moving it "
+                f"(check first with the {move.get('tool', 'plan_institution_migration')} tool, "
+                "or on the web app's migration page), in a terminal: "
+                f"{overlap['resolve_with']}",
+                kind="overlap",
+                institution=overlap["institution"],
+                institution_slug=move.get("institution_slug")
+                or institution_slug(overlap["institution"]),
+                providers=list(overlap["providers"]),
+                migrate_from=move.get("from"),
+                migrate_to=move.get("to"),
             )
 
         billable_items = sum(1 for item in items if item["billable"])
@@ -120,7 +142,7 @@ class CostService:
         plaid_monthly = round(billable_items * fees.plaid_item_monthly, 2)
         plaid_calls = round(refresh_calls * fees.plaid_refresh_call, 2)
         snaptrade_monthly = round(snaptrade_users * fees.snaptrade_user_monthly, 2)
-        waste += self._billed_while_disabled(items, snaptrade_users)
+        self._billed_while_disabled(waste, items, snaptrade_users)
         return {
             "plaid": {
                 "environment": self.environments.get("plaid"),
@@ -139,7 +161,8 @@ class CostService:
                 "monthly_usd": snaptrade_monthly,
             },
             "estimated_monthly_usd": round(plaid_monthly + plaid_calls + snaptrade_monthly, 2),
-            "waste": waste,
+            "waste": waste.lines,
+            "waste_items": waste.items,
             "calls_by_day": self._ledger.daily_counts(LEDGER_DAYS),
             "note": (
                 "Fees are the PLAID_ITEM_MONTHLY_USD, PLAID_REFRESH_CALL_USD and "
@@ -148,16 +171,15 @@ class CostService:
         }
 
     def _billed_while_disabled(
-        self, items: list[dict[str, Any]], snaptrade_users: int
-    ) -> list[str]:
+        self, waste: _Waste, items: list[dict[str, Any]], snaptrade_users: int
+    ) -> None:
         """What still exists at a disabled provider, is billed, and how to end it (no call)."""
-        lines: list[str] = []
         email = self._access.user_email
         billed = [item for item in items if item["billable"]]
         if self.environments.get("plaid") == "disabled" and billed:
             slugs = sorted({institution_slug_of(item["secret_name"]) for item in billed})
             monthly = len(billed) * self.fees.plaid_item_monthly
-            lines.append(
+            waste.add(
                 f"Plaid is disabled here (PLAID_ENV=disabled) but {len(billed)} Item(s) still "
                 f"exist at Plaid and are billed (USD {monthly:.2f} a month): "
                 f"{', '.join(slugs)}. Brokerage Hub never calls a disabled provider, so set "
@@ -165,21 +187,40 @@ class CostService:
                 "and PLAID_SECRET) and remove each with "
                 f"remove_plaid_institution('{email}', '<institution>', dry_run=False) "
                 "(plaid_loader), or move it first with "
-                "flask --app app migrate-institution <institution> --execute."
+                "flask --app app migrate-institution <institution> --execute.",
+                kind="plaid_disabled",
+                items=len(billed),
+                monthly_usd=round(monthly, 2),
+                institution_slugs=slugs,
             )
         if self.environments.get("snaptrade") == "disabled" and snaptrade_users:
             monthly = snaptrade_users * self.fees.snaptrade_user_monthly
-            lines.append(
+            waste.add(
                 f"SnapTrade is disabled here (SNAPTRADE_ENV=disabled) but the SnapTrade user "
                 f"{email} still exists and is billed (USD {monthly:.2f} a month). Brokerage Hub "
                 "never calls a disabled provider: delete the user in the SnapTrade dashboard, "
                 "or with SNAPTRADE_ENV=production through the SnapTrade SDK's "
                 f"authentication.delete_snap_trade_user(user_id='{email}'), then delete the "
-                f"secret {snaptrade_user_secret_name(email)}."
+                f"secret {snaptrade_user_secret_name(email)}.",
+                kind="snaptrade_disabled",
+                monthly_usd=round(monthly, 2),
+                user_id=email,
+                secret_name=snaptrade_user_secret_name(email),
             )
-        return lines
 
     def _overlaps(self) -> list[dict[str, Any]]:
         positions = self._positions
         overlaps, _ = find_overlaps(positions.get_cached_positions(), positions.provider_priority)
         return [o.to_dict() for o in overlaps]
+
+
+class _Waste:
+    """Each waste as a sentence (``lines``) and as data (``items``), in the same order."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, line: str, *, kind: str, **facts: Any) -> None:
+        self.lines.append(line)
+        self.items.append({"kind": kind, **facts})

@@ -193,16 +193,16 @@ class HealthService:
 
     # --- the 1020 support request -----------------------------------------------------
 
-    def snaptrade_support_request(self) -> str:
+    def snaptrade_support_request(self, rows: list[dict[str, Any]] | None = None) -> str:
         """The request to SnapTrade support for app-level trading (error 1020), filled in.
 
-        Probes trading (one symbol search per trade connection) to find the
-        affected authorizations. Never contains the consumer key or a user secret.
+        From the rows of a trading probe already made (the connections page's probe), or
+        else probes trading (one symbol search per trade connection) to find the affected
+        authorizations. Never contains the consumer key or a user secret.
         """
-        rows = self.snaptrade_rows(probe_trading=True)
-        affected = [
-            r for r in rows if r["trading_ok"] is False and "1020" in (r["trading_error"] or "")
-        ]
+        if rows is None:
+            rows = self.snaptrade_rows(probe_trading=True)
+        affected = trading_not_permitted(rows)
         if not affected:
             return (
                 "No SnapTrade connection answers HTTP 403 code 1020 right now "
@@ -222,11 +222,25 @@ class HealthService:
         )
 
 
+def trading_not_permitted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The probed rows whose trading SnapTrade refuses for the whole app (error 1020)."""
+    return [
+        r for r in rows if r.get("trading_ok") is False and "1020" in (r.get("trading_error") or "")
+    ]
+
+
 def _snaptrade_view(row: dict[str, Any]) -> dict[str, Any]:
-    """The loader's row plus what it means for the person."""
+    """The loader's row plus what it means for the person.
+
+    ``action`` says it in words for an assistant or a terminal; ``remedy`` names the fix as
+    data (``reconnect``, ``snaptrade_support_request``; None when there is none to offer)
+    so the web app can put its button there instead.
+    """
     auth = row["authorization_id"]
     action: str | None = None
+    remedy: str | None = None
     if row["disabled"]:
+        remedy = "reconnect"
         action = (
             "the connection is disabled: reconnect it through the SnapTrade connection portal "
             f"(reconnect='{auth}')"
@@ -235,8 +249,13 @@ def _snaptrade_view(row: dict[str, Any]) -> dict[str, Any]:
         action = f"the connection could not be read: {row['trading_error']}"
     elif row["trading_ok"] is False:
         action = str(row["trading_error"])
-        if "1020" in action:
-            action += " (flask --app app snaptrade-support-request prints the request)"
+        if trading_not_permitted([row]):
+            remedy = "snaptrade_support_request"
+            action += (
+                " (ask SnapTrade support to enable trading for this app: "
+                "`flask --app app snaptrade-support-request` prints the request, and the web "
+                "app's Connections page shows it after a trading probe)"
+            )
     status = "disabled" if row["disabled"] else "ok" if row["data_ok"] else "error"
     note = None
     if row["connection_type"] == "read":
@@ -249,21 +268,28 @@ def _snaptrade_view(row: dict[str, Any]) -> dict[str, Any]:
         "status": status,
         "needs_attention": action is not None,
         "action": action,
+        "remedy": remedy,
         "note": note,
     }
 
 
 def _plaid_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The loader's row plus what it means: ``action`` in words, ``remedy`` as data
+    (``update_mode``, ``link_again``; None when there is none to offer)."""
     action: str | None = None
+    remedy: str | None = None
     if row["needs_relogin"]:
+        remedy = "update_mode"
         action = "the person must log in again through Plaid Link (update mode)"
     elif row["status"] == "removed":
+        remedy = "link_again"
         action = "the Item no longer exists at Plaid: link the institution again"
     elif row["error"]:
         action = f"the Item could not be checked: {row['error']}"
     elif row["consent_expiring"]:
+        remedy = "update_mode"
         action = (
             f"consent expires at {row['consent_expiration_time']}: renew it through Plaid Link "
             "(update mode) before then"
         )
-    return {**row, "needs_attention": action is not None, "action": action}
+    return {**row, "needs_attention": action is not None, "action": action, "remedy": remedy}

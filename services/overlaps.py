@@ -3,8 +3,10 @@
 When Interactive Brokers is linked through Plaid and SnapTrade, its positions
 arrive twice. Every total and summary counts them once, from the provider that
 comes first in ``PROVIDER_PRIORITY``; the other copy stays visible, marked as a
-duplicate, and the report names the command that ends the overlap (and the
-second bill).
+duplicate, and the report says how to end the overlap (and the second bill): for
+each surface its own way (``resolve``: what to move, from and to where, as data for the
+web app's migration page and the ``plan_institution_migration`` tool; ``resolve_with``:
+the terminal command).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Any
 
 from core.normalized import institution_slug
 
+# The only move the migration supports: the Plaid Item goes, the SnapTrade connection stays.
+MIGRATION_ROUTE = ("plaid", "snaptrade")
+PLAN_TOOL = "plan_institution_migration"
+
 
 @dataclass(frozen=True)
 class Overlap:
@@ -22,7 +28,10 @@ class Overlap:
     providers: tuple[str, ...]
     counted_under: str
     accounts: list[dict[str, Any]]
-    command: str
+    command: str  # the terminal command that ends the overlap
+    slug: str = ""
+    source: str = ""  # the provider whose link the move removes
+    target: str = ""  # the provider that keeps the institution
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -31,6 +40,14 @@ class Overlap:
             "counted_under": self.counted_under,
             "accounts": self.accounts,
             "resolve_with": self.command,
+            # The same as data: the web app links its migration page, MCP names the tool.
+            "resolve": {
+                "action": "migrate_institution",
+                "institution_slug": self.slug,
+                "from": self.source,
+                "to": self.target,
+                "tool": PLAN_TOOL,
+            },
         }
 
 
@@ -79,7 +96,12 @@ def find_overlaps(
                         "matched": match is not None,
                     }
                 )
-        source = providers[-1]
+        source, target = (
+            MIGRATION_ROUTE
+            if set(MIGRATION_ROUTE) <= set(providers)
+            else (providers[-1], preferred)
+        )
+        slug = institution_slug(institution)
         overlaps.append(
             Overlap(
                 institution=institution,
@@ -87,9 +109,12 @@ def find_overlaps(
                 counted_under=preferred,
                 accounts=matched,
                 command=(
-                    f"flask --app app migrate-institution {institution_slug(institution)} "
-                    f"--from {source} --to {preferred} --execute"
+                    f"flask --app app migrate-institution {slug} "
+                    f"--from {source} --to {target} --execute"
                 ),
+                slug=slug,
+                source=source,
+                target=target,
             )
         )
     return overlaps, duplicates

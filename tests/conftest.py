@@ -109,12 +109,27 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: str) -> Any:
     return load_settings(environ, use_dotenv=False)
 
 
-def make_services(tmp_path: Path, database_url: str, emulator: Any, clock: Any, **env: str) -> Any:
+def run_now(work: Any) -> None:
+    """A ``background`` that runs the work at once: a web-started move ends in its request."""
+    work()
+
+
+def make_services(
+    tmp_path: Path,
+    database_url: str,
+    emulator: Any,
+    clock: Any,
+    *,
+    background: Any = None,
+    **env: str,
+) -> Any:
     from services.composition import build_services
     from services.db import make_engine, upgrade_schema
 
     settings = make_settings(tmp_path, database_url, **env)
-    services = build_services(settings, clock=clock, emulator=emulator, sleep=record_retry_wait)
+    services = build_services(
+        settings, clock=clock, emulator=emulator, sleep=record_retry_wait, background=background
+    )
     upgrade_schema(make_engine(database_url))
     return services
 

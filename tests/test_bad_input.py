@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from mcp_server import build_server
 from sandbox import data
-from tests.conftest import FakeClock, find_secrets, make_services
+from tests.conftest import FakeClock, find_secrets, make_services, run_now
 from tests.web_fixtures import make_app
 
 CHANGING_ENDPOINTS = (
@@ -221,6 +221,7 @@ ROUTES = [
     ("GET", "/"),
     ("POST", "/positions/refresh"),
     ("GET", "/connections"),
+    ("POST", "/connections/probe-trading"),
     ("GET", "/plaid/"),
     ("POST", "/plaid/link"),
     ("POST", "/plaid/update"),
@@ -234,6 +235,12 @@ ROUTES = [
     ("GET", "/trades/<preview_id>"),
     ("POST", "/trades/<preview_id>/confirm"),
     ("POST", "/trades/<preview_id>/reject"),
+    ("GET", "/migrations"),
+    ("GET", "/migrations/<institution>"),
+    ("POST", "/migrations/<institution>/check"),
+    ("GET", "/migrations/runs/<int:run_id>"),
+    ("GET", "/migrations/runs/<int:run_id>/progress"),
+    ("POST", "/migrations/runs/<int:run_id>/execute"),
     ("GET", "/costs"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/no/such/page"),
@@ -281,9 +288,17 @@ SEGMENTS = st.one_of(
 def web_requests(draw: st.DrawFn) -> dict[str, Any]:
     method, template = draw(st.sampled_from(ROUTES))
     path = template
-    for placeholder in ("<job_id>", "<flow_id>", "<preview_id>", "<path:filename>"):
+    for placeholder in (
+        "<job_id>",
+        "<flow_id>",
+        "<preview_id>",
+        "<institution>",
+        "<path:filename>",
+    ):
         if placeholder in path:
             path = path.replace(placeholder, quote(draw(SEGMENTS), safe=""))
+    if "<int:run_id>" in path:
+        path = path.replace("<int:run_id>", str(draw(st.integers(0, 10**30))))
     keys = st.one_of(st.sampled_from(KNOWN_FIELDS), st.text(min_size=1, max_size=12))
     request: dict[str, Any] = {
         "method": method,
@@ -355,7 +370,9 @@ def _check_response(request: dict[str, Any], response: Any) -> None:
 
 @pytest.fixture
 def web_hub(tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock) -> Iterator[Any]:
-    built = make_services(tmp_path, sqlite_url, emulator, clock, TRADING_ENABLED="true")
+    built = make_services(
+        tmp_path, sqlite_url, emulator, clock, background=run_now, TRADING_ENABLED="true"
+    )
     yield built
     built.close()
 

@@ -6,11 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.migration.runs import LEASE, MigrationInProgress
 from settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.postgres
@@ -131,9 +133,17 @@ def test_kill_9_between_plaid_removal_and_secret_deletion_then_a_rerun_completes
     )
     assert emulator.controls.calls("plaid /item/remove") == 1
     assert services.secret_store.get(secret) == demo.PLAID_ACCESS_TOKENS["interactive-brokers"]
+    # The killed run's lease (taken on the child's real clock) has not lapsed yet: from
+    # outside, a run that stopped looks like one still running, and is left alone.
+    clock.now = datetime.now(UTC)
+    with pytest.raises(MigrationInProgress):
+        services.migrations.migrate("interactive-brokers", execute=True)
+    clock.now = datetime.now(UTC) + LEASE + timedelta(seconds=1)
     report = services.migrations.migrate("interactive-brokers", execute=True)
     assert report["status"] == "completed", report
-    assert report["steps"][0]["step"] == "resume"
+    # The report goes on from the killed run's steps: its gates, then the resume.
+    steps = [step["step"] for step in report["steps"]]
+    assert steps[0] == "gate" and "resume" in steps
     assert not services.secret_store.exists(secret)
     assert services.secret_store.list_scheduled(f"plaid/access_token/{services.user_email}/") == [
         secret

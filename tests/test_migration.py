@@ -213,7 +213,10 @@ def test_a_run_that_died_between_removal_and_secret_deletion_completes_when_run_
     monkeypatch.setattr(store, "schedule_deletion", real_schedule)
     finished = hub.migrations.migrate(IBKR, execute=True)
     assert finished["status"] == "completed", finished
-    assert finished["steps"][0]["step"] == "resume"
+    steps = [step["step"] for step in finished["steps"]]
+    # The interrupted run's own steps, then the rest of it.
+    assert steps[steps.index("resume") :] == ["resume", "execute", "resync", "verify_after"]
+    assert finished["run_id"] == interrupted["run_id"]
     assert store.list_scheduled(f"plaid/access_token/{EMAIL}/") == [IBKR_SECRET]
     assert emulator.controls.calls(ITEM_REMOVE) == 2  # the second answered ITEM_NOT_FOUND
 
@@ -275,7 +278,7 @@ def test_a_token_scheduled_for_deletion_without_item_removal_is_flagged(services
 
 
 def test_the_plan_tool_is_read_only_and_explains(services: Any, emulator: Any) -> None:
-    from tests.test_mcp_positions import call_tool, payload
+    from tests.mcp_fixtures import call_tool, payload
 
     data = payload(call_tool(services, "plan_institution_migration", {"institution": IBKR}))
     assert data["status"] == "planned"

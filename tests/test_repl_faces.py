@@ -14,7 +14,7 @@ import anyio
 import pytest
 import requests
 
-import services.composition.root as composition_root
+import services.composition.configured as composition_root
 from core.errors import InvalidInput, TradingNotPermitted
 from core.secret_names import plaid_token_name
 from sandbox import demo

@@ -41,6 +41,7 @@ from tests.conftest import (
     FakeClock,
     find_secrets,
     make_services,
+    run_now,
     secrets_in_database,
 )
 from tests.retry_waits import recording_retry_policy
@@ -103,7 +104,9 @@ def error_texts(error: BaseException) -> str:
 
 @pytest.fixture
 def hub(tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock) -> Iterator[Any]:
-    built = make_services(tmp_path, sqlite_url, emulator, clock, TRADING_ENABLED="true")
+    built = make_services(
+        tmp_path, sqlite_url, emulator, clock, background=run_now, TRADING_ENABLED="true"
+    )
     yield built
     assert secrets_in_database(built.engine) == []
     built.close()
@@ -220,6 +223,14 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
         client.post("/positions/refresh", data={"provider": "x", "csrf_token": token}),
     )
     keep("csrf refused", client.post("/positions/refresh", data={"provider": "plaid"}))
+    # The trading probe: IBKR answers 1020, so the page shows the support request filled in.
+    probed = keep(
+        "trading probe", client.post("/connections/probe-trading", data={"csrf_token": token})
+    )
+    assert f"Client ID: {demo.SNAPTRADE_CLIENT_ID}" in probed.get_data(as_text=True)
+    assert 'data-copy-target="support-request-text"' in probed.get_data(as_text=True)
+    keep("trading probe csrf refused", client.post("/connections/probe-trading"))
+    keep("copy script", client.get("/static/copy_text.js"))
     keep("csrf refused json", client.post("/plaid/link", headers={"Accept": "application/json"}))
     keep("unknown page", client.get("/no/such/page"))
 
@@ -273,6 +284,25 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
     keep("trade page unknown", client.get("/trades/unknown-preview-id-0123"))
     keep("trade confirm unknown", client.post("/trades/x/confirm", data={"csrf_token": token}))
     keep("trade reject unknown", client.post("/trades/x/reject", data={"csrf_token": token}))
+    # Moving IBKR: its page, the checks (run at once here), the plan, the move, the list.
+    keep("migration page", client.get("/migrations/interactive-brokers"))
+    checked = keep(
+        "migration check",
+        client.post("/migrations/interactive-brokers/check", data={"csrf_token": token}),
+    )
+    run_path = checked.headers["Location"]
+    keep("migration plan", client.get(run_path))
+    keep("migration progress", client.get(f"{run_path}/progress"))
+    moved = keep(
+        "migration execute",
+        client.post(
+            f"{run_path}/execute",
+            data={"confirm_institution": "Interactive Brokers", "csrf_token": token},
+        ),
+    )
+    keep("migration done", client.get(moved.headers["Location"]))
+    keep("migrations", client.get("/migrations"))
+    keep("migration unknown run", client.get("/migrations/runs/999999"))
     keep("logout", client.post("/logout", data={"csrf_token": token}))
 
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
@@ -517,6 +547,9 @@ def test_provider_errors_that_echo_credentials_are_redacted_on_every_surface(
                 "/snaptrade/",
             ):
                 texts[path] = response_text(client.get(path))
+            texts["trading probe"] = response_text(
+                client.post("/connections/probe-trading", data={"csrf_token": csrf_token(client)})
+            )
             texts["connect"] = response_text(
                 client.get(
                     client.post(

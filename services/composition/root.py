@@ -26,6 +26,7 @@ from providers.calls import RetryPolicy
 from providers.secret_stores import build_secret_store
 from providers.snaptrade.broker import SnapTradeBrokerAdapter
 from services.auth import PasswordStore, WebAuth
+from services.background import in_a_thread
 from services.call_ledger import SqlCallLedger
 from services.clock import Clock, system_clock
 from services.composition.clients import ProviderClients, ProviderEndpoint
@@ -63,8 +64,10 @@ class Services:
         clock: Clock = system_clock,
         emulator: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        background: Callable[[Callable[[], None]], None] = in_a_thread,
     ) -> None:
         self.settings = settings
+        self._background = background
         self.clock = clock
         self.retry_policy = RetryPolicy(attempts=settings.provider_retry_attempts, sleep=sleep)
         self._emulator = emulator
@@ -278,6 +281,7 @@ class Services:
             plaid_items=self.plaid_items,
             runs=MigrationRuns(self.engine, self.user_email, self.clock),
             plaid_item_monthly_usd=self.settings.plaid_item_monthly_usd,
+            background=self._background,
         )
 
     @cached_property
@@ -354,42 +358,21 @@ def build_services(
     clock: Clock | None = None,
     emulator: Any = None,
     sleep: Callable[[float], None] | None = None,
+    background: Callable[[Callable[[], None]], None] | None = None,
 ) -> Services:
     """Build the service layer from ``settings`` (default: the environment's).
 
     ``clock`` and ``sleep`` are injected (tests move time and never sleep);
-    ``emulator`` is an already running emulator to use on the embedded default.
+    ``emulator`` is an already running emulator to use on the embedded default;
+    ``background`` runs work that outlives a request (default: a daemon thread).
     """
     services = Services(
         settings or load_settings(),
         clock=clock or system_clock,
         emulator=emulator,
         sleep=sleep or time.sleep,
+        background=background or in_a_thread,
     )
     if services._emulated_providers():
         services.seed_demo_user()
     return services
-
-
-_configured: Services | None = None
-_configured_lock = threading.Lock()
-
-
-def configured_services() -> Services:
-    """The service layer of this process's own settings, built on first use (for REPL faces)."""
-    global _configured
-    with _configured_lock:
-        if _configured is None:
-            _configured = build_services()
-        return _configured
-
-
-def configured_secret_store(region_name: str | None = None) -> SecretStore:
-    """The configured secret store; in ``region_name`` when that AWS region differs."""
-    hub = configured_services()
-    settings = hub.settings
-    if region_name and settings.secrets_backend == "aws" and region_name != settings.aws_region:
-        return build_secret_store(
-            "aws", instance_dir=settings.instance_dir, region_name=region_name
-        )
-    return hub.secret_store

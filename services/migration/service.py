@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,11 +15,13 @@ from providers.snaptrade.holdings import load_snaptrade_positions
 from services.connections import ConnectionRegistry
 from services.holdings_comparison import compare_holdings
 from services.migration.report import MigrationReport, same_institution, validate_migration
-from services.migration.runs import MigrationRuns
+from services.migration.runs import MigrationInProgress, MigrationRuns
 from services.plaid_items import PlaidItemRemoval
 from services.position_service import PositionService
 from services.position_views import PositionViews
 from services.provider_access import ProviderAccess
+
+log = logging.getLogger(__name__)
 
 TOTALS_TOLERANCE = 0.01  # currency units; the same positions priced the same way
 
@@ -34,6 +37,7 @@ class MigrationService:
         plaid_items: PlaidItemRemoval,
         runs: MigrationRuns,
         plaid_item_monthly_usd: float,
+        background: Callable[[Callable[[], None]], None],
     ) -> None:
         self._access = access
         self._connections = connections
@@ -42,6 +46,8 @@ class MigrationService:
         self._plaid_items = plaid_items
         self._runs = runs
         self._plaid_item_monthly_usd = plaid_item_monthly_usd
+        # Runs a web-started move outside the request (a thread; synchronous in tests).
+        self._background = background
 
     # --- public ---------------------------------------------------------------------
 
@@ -59,6 +65,48 @@ class MigrationService:
         tolerance: float = 0.0001,
         echo: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
+        """Run the move here and now (CLI, MCP): the report when it has ended."""
+        report = self._new_report(institution_slug, source, target, execute, tolerance, echo)
+        ended = self._open(report)
+        return ended if ended is not None else self._proceed(report, tolerance)
+
+    def start(self, institution_slug: str, *, execute: bool, tolerance: float = 0.0001) -> int:
+        """Start the move in the background (the web): the run's id, to watch its steps.
+
+        The run is stored and holds its institution before this returns, so a second
+        tab or worker asking meanwhile gets MigrationInProgress naming this run."""
+        report = self._new_report(institution_slug, "plaid", "snaptrade", execute, tolerance)
+        if self._open(report) is None:
+            self._background(lambda: self._proceed_unattended(report, tolerance))
+        assert report.run_id is not None
+        return report.run_id
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        """One stored run, with ``stalled``: active, but its process stopped renewing it.
+
+        Checks left unfinished that way changed nothing and are closed here; a run
+        stopped past the gates waits for a person to complete it (``start`` with
+        ``execute``), never on a page view."""
+        run = self._runs.get(run_id)
+        if self._runs.stalled(run) and run["status"] == "running":
+            self._runs.close_abandoned_checks(run_id)
+            run = self._runs.get(run_id)
+        return {**run, "stalled": self._runs.stalled(run)}
+
+    def active_run(self, institution_slug: str) -> dict[str, Any] | None:
+        return self._runs.active(institution_slug)
+
+    # --- opening a run ------------------------------------------------------------------
+
+    def _new_report(
+        self,
+        institution_slug: str,
+        source: str,
+        target: str,
+        execute: bool,
+        tolerance: float,
+        echo: Callable[[str], None] | None = None,
+    ) -> MigrationReport:
         if isinstance(institution_slug, str):
             institution_slug = institution_slug.strip().lower()
         validate_migration(institution_slug, source, target, tolerance)
@@ -69,46 +117,74 @@ class MigrationService:
             target=target,
             execute=execute,
         )
-        if echo is not None:
-            original = report.step
+        original = report.step
+        runs = self._runs
 
-            def echoing(name: str, ok: bool, summary: str, **detail: Any) -> bool:
+        def recorded(name: str, ok: bool, summary: str, **detail: Any) -> bool:
+            if echo is not None:
                 echo(f"[{'ok' if ok else 'STOP'}] {name}: {summary}")
-                return original(name, ok, summary, **detail)
+            result = original(name, ok, summary, **detail)
+            runs.touch(report)  # others see the step; the lease is renewed
+            return result
 
-            report.step = echoing  # type: ignore[method-assign]
-        previous = self._runs.latest_past_the_gates(institution_slug, source, target)
+        report.step = recorded  # type: ignore[method-assign]
+        return report
+
+    def _open(self, report: MigrationReport) -> dict[str, Any] | None:
+        """Store the run and hold its institution; the report instead when nothing is left
+        to do (already moved, or interrupted and not asked to execute)."""
+        slug, source, target = report.institution_slug, report.source, report.target
+        previous = self._runs.latest_past_the_gates(slug, source, target)
         if previous is not None and previous["status"] == "completed":
             report.status = "already_completed"
             report.facts = json.loads(previous["report"]).get("facts", {})
+            report.run_id = previous["id"]
             report.step(
                 "check",
                 True,
                 f"{report.institution} was already moved to {target} in run {previous['id']}; "
                 "nothing was changed",
             )
-            report.run_id = previous["id"]
             return report.to_dict()
         if previous is not None and previous["status"] in ("executing", "removed"):
             report.run_id = previous["id"]
-            if not execute:
-                report.step(
-                    "check",
-                    False,
-                    f"run {previous['id']} stopped after removing the Plaid Item; "
-                    "run again with --execute to complete it",
-                )
+            if not report.execute:
                 report.status = "interrupted"
-                return report.to_dict()
+                return {
+                    **report.to_dict(),
+                    "steps": [
+                        {
+                            "step": "check",
+                            "ok": False,
+                            "summary": f"run {previous['id']} stopped after removing the "
+                            "Plaid Item; run it again with execute to complete it",
+                        }
+                    ],
+                }
+            if not self._runs.take_over(previous["id"]):
+                raise MigrationInProgress(previous["id"], report.institution)
             # An earlier run stopped after the irreversible step: finish it.
-            report.facts = json.loads(previous["report"]).get("facts", {})
+            stored = json.loads(previous["report"])
+            report.steps = list(stored.get("steps", []))
+            report.facts = stored.get("facts", {})
+            report.status = previous["status"]
+            report.facts["resumed"] = True
             report.step("resume", True, f"completing run {previous['id']} from step 5")
+            return None
+        report.run_id = self._runs.open(report)
+        return None
+
+    def _proceed(self, report: MigrationReport, tolerance: float) -> dict[str, Any]:
+        with self._runs.held(report.run_id):
+            return self._steps(report, tolerance)
+
+    def _steps(self, report: MigrationReport, tolerance: float) -> dict[str, Any]:
+        if report.facts.get("resumed"):
             return self._finish(report)
-        report.run_id = self._runs.create(report)
         try:
             if not self._check(report, tolerance):
                 return self._runs.save(report, "stopped")
-            if not execute:
+            if not report.execute:
                 saving = self._plaid_item_monthly_usd
                 report.facts["monthly_saving_usd"] = saving
                 report.step(
@@ -116,8 +192,7 @@ class MigrationService:
                     True,
                     f"would remove the Plaid Item for {report.institution} "
                     f"({report.facts['secret_name']}), schedule its token for deletion "
-                    f"(restorable for 7 days) and resync; saves about ${saving:.2f} a month. "
-                    "Run again with --execute to do it.",
+                    f"(restorable for 7 days) and resync; saves about ${saving:.2f} a month",
                 )
                 return self._runs.save(report, "planned")
             return self._finish(report)
@@ -126,6 +201,15 @@ class MigrationService:
             return self._runs.save(
                 report, "failed" if report.status == "running" else report.status
             )
+
+    def _proceed_unattended(self, report: MigrationReport, tolerance: float) -> None:
+        """A background run: any failure is recorded in its report, never lost."""
+        try:
+            self._proceed(report, tolerance)
+        except Exception:
+            log.exception("migration run %s failed unexpectedly", report.run_id)
+            report.step("error", False, "internal error; see the server log")
+            self._runs.save(report, "failed" if report.status == "running" else report.status)
 
     # --- steps 1-3 --------------------------------------------------------------------
 
@@ -307,5 +391,5 @@ class MigrationService:
                 return state.institution_name
         return institution_display_name(slug)
 
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self._runs.recent(limit)
+    def runs(self, limit: int = 20, institution_slug: str | None = None) -> list[dict[str, Any]]:
+        return self._runs.recent(limit, institution_slug)
