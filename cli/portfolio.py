@@ -15,12 +15,20 @@ def register(app: Flask) -> None:
         "format_",
         default="summary",
         show_default=True,
-        help="full, summary, by_account or list",
+        help="full, summary, holdings, by_account or list",
     )
     @click.option("--refresh-provider", default=None, help="plaid or snaptrade: fetch it now")
-    def positions(format_: str, refresh_provider: str | None) -> None:
+    @click.option("--limit", default=None, type=int, help="rows per page (full, list, holdings)")
+    @click.option("--cursor", default=None, help="next_cursor of the previous page")
+    def positions(
+        format_: str, refresh_provider: str | None, limit: int | None, cursor: str | None
+    ) -> None:
         """Print positions as the MCP tool returns them (JSON)."""
-        run_cli(lambda: app.extensions["services"].position_views.answer(format_, refresh_provider))
+        run_cli(
+            lambda: app.extensions["services"].position_views.answer(
+                format_, refresh_provider, limit=limit, cursor=cursor
+            )
+        )
 
     @app.cli.command("costs")
     def costs() -> None:

@@ -39,12 +39,28 @@ class NormalizedPosition:
     cost_basis: float | None
     currency: str
     as_of: datetime | None
+    # A stable identifier of the security when the provider gives one, the same on both
+    # providers: "figi:BBG000B9XRY4" (OpenFIGI), else "isin:..." or "cusip:...".
+    security_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 POSITION_FIELDS = tuple(f.name for f in fields(NormalizedPosition))
+SECURITY_ID_SCHEMES = ("figi", "isin", "cusip")
+
+
+def security_identifier(**codes: object) -> str | None:
+    """The first identifier given, as "scheme:CODE" (``figi`` before ``isin`` before
+    ``cusip``); None when the provider gave none that looks like an identifier."""
+    for scheme in SECURITY_ID_SCHEMES:
+        code = codes.get(scheme)
+        if isinstance(code, str):
+            cleaned = code.strip().upper()
+            if 6 <= len(cleaned) <= 20 and cleaned.isalnum():
+                return f"{scheme}:{cleaned}"
+    return None
 
 
 def institution_display_name(slug: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from mcp_tools.boundary import ServicesFactory, services_of, tool_boundary
 from mcp_tools.environments import stamped
@@ -25,24 +25,35 @@ re-fetched automatically only when its cache has expired (see cache_info:
 ttl_hours, age_hours, as_of, next_refresh_after), so call this freely.
 
 format:
-- "summary": totals per currency by provider, institution and security type, plus top
-  holdings. Start here for "how am I allocated?" questions.
-- "by_account": accounts grouped under provider and institution, each with its totals
-  and its 10 largest positions (position_count and more_positions say how many there
-  are). Use for questions about one account or brokerage.
-- "list": compact ticker, quantity, value, currency per position, in pages.
+- "summary": totals per currency and in the base currency (base_total) by provider,
+  institution and security type, the portfolio's unrealized gain, plus top holdings.
+  Start here for "what is it all worth?" and "how am I allocated?".
+- "holdings": one row per security across every account and provider (quantity, value,
+  value in the base currency, cost basis, unrealized gain and gain percent, and the
+  accounts holding it), largest first, in pages. Use for "how much am I up on NVDA?".
+- "by_account": accounts grouped under provider and institution, each with its totals,
+  base_total, gains and its 10 largest positions (position_count and more_positions say
+  how many there are). Use for questions about one account or brokerage.
+- "list": compact ticker, quantity, value, value in the base currency, gain, in pages.
 - "full": every field of every position, in pages.
 
-Paging ("full" and "list"): an answer holds one page of positions (default 50 for
-full, 200 for list; limit sets it, at most 100 / 500) and says total, truncated and
-next_cursor. While truncated is true, call again with the same format and
-cursor=next_cursor for the next page; totals always cover the whole portfolio. A
-cursor is refused once the positions were refreshed: then start again without one.
+Every answer has base_total (the portfolio in the base currency), gains (the unrealized
+gain in the base currency over positions whose cost basis is known, and the share of
+value whose basis is unknown) and fx: base_currency, valued_on, every rate used (pair,
+rate, date, source), amounts left unconverted (a currency without a rate is never added
+at 1:1) and warnings. A gain shown as "unknown" has no trustworthy cost basis: it is not
+zero, never sum it as zero.
+
+Paging ("full", "list" and "holdings"): an answer holds one page (default 50 for full
+and holdings, 200 for list; limit sets it, at most 100 / 500) and says total, truncated
+and next_cursor. While truncated is true, call again with the same format and
+cursor=next_cursor for the next page; totals always cover the whole portfolio. A cursor
+is refused once the positions or the exchange rates changed: then start again without one.
 
 refresh_provider: "plaid" or "snaptrade" fetches that provider now before answering.
 A refresh costs provider API calls (and may be billed), so only set it when the person
 asks for up-to-the-minute data or cache_info shows the data is too old for the question.
-Totals are never converted between currencies. A provider marked stale: true in
+A provider marked stale: true in
 cache_info could not be refreshed; its last known data is shown with the error. A provider
 marked disabled: true is switched off here: it is never called and none of its positions
 are shown. environments says each provider's environment ("emulator": made-up demo data).
@@ -86,18 +97,18 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
     @tool_boundary
     async def get_positions_tool(
         format: Annotated[
-            Literal["full", "summary", "by_account", "list"],
-            Field(description="Shape of the answer: full, summary, by_account or list."),
+            Literal["full", "summary", "by_account", "list", "holdings"],
+            Field(description="Shape of the answer: full, summary, holdings, by_account or list."),
         ] = "full",
         refresh_provider: Annotated[
             Literal["plaid", "snaptrade"] | None,
             Field(description="Fetch this provider now (costs API calls); null uses the cache."),
         ] = None,
         limit: Annotated[
-            int | None,
+            StrictInt | None,
             Field(
-                description="Positions per page for full (default 50, at most 100) and list "
-                "(default 200, at most 500); not used by summary or by_account."
+                description="Rows per page for full and holdings (default 50, at most 100) and "
+                "list (default 200, at most 500); not used by summary or by_account."
             ),
         ] = None,
         cursor: Annotated[

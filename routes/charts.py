@@ -1,6 +1,8 @@
 """Allocation bar charts, drawn as SVG on the server (no script, nothing from a CDN).
 
-Money is never added across currencies, so there is one chart per currency.
+Each chart is in the base currency, from the summary's base totals (every amount
+converted at the rate the answer's ``fx`` block names). A currency with no rate is never
+added at 1:1: it gets a chart of its own.
 Colours and sizes are SVG presentation attributes, not ``style``: the CSP
 forbids inline styles.
 """
@@ -66,19 +68,24 @@ class Chart:
         return ROW_HEIGHT * len(self.bars)
 
 
-def allocation_charts(summary: dict[str, Any]) -> list[Chart]:
-    """Charts by security type and by institution, from the positions summary."""
+def allocation_charts(summary: dict[str, Any], fx: dict[str, Any]) -> list[Chart]:
+    """Charts by security type and by institution, in the base currency; one more per
+    currency without a rate, in that currency."""
     charts = []
+    base = fx.get("base_currency", "")
     for key, title in (
         ("by_security_type", "By security type"),
         ("by_institution", "By institution"),
     ):
-        groups: dict[str, dict[str, float]] = summary.get(key) or {}
-        currencies = sorted({currency for totals in groups.values() for currency in totals})
-        for currency in currencies:
-            chart = _chart(
-                title, currency, groups, labels=LABELS if key == "by_security_type" else {}
-            )
+        labels = LABELS if key == "by_security_type" else {}
+        in_base = {
+            name: {base: value} for name, value in (summary.get(f"{key}_base") or {}).items()
+        }
+        native: dict[str, dict[str, float]] = summary.get(key) or {}
+        for currency, groups in [(base, in_base)] + [
+            (c, native) for c in sorted(fx.get("unconverted") or {})
+        ]:
+            chart = _chart(title, currency, groups, labels=labels)
             if chart is not None:
                 charts.append(chart)
     return charts

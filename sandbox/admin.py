@@ -47,6 +47,8 @@ def admin_rules() -> list[Rule]:
         Rule(f"{base}/state/reset", endpoint="admin reset state", methods=["POST"]),
         Rule(f"{base}/units", endpoint="admin units", methods=["POST"]),
         Rule(f"{base}/description", endpoint="admin description", methods=["POST"]),
+        Rule(f"{base}/cost-basis", endpoint="admin cost basis", methods=["POST"]),
+        Rule(f"{base}/cash", endpoint="admin cash", methods=["POST"]),
         Rule(
             f"{base}/connections/<authorizationId>/disable",
             endpoint="admin disable",
@@ -140,6 +142,10 @@ def serve_admin(
             return ApiResponse(200, {"units": controls.units(body["account"], body["ticker"])})
         elif key == "admin description":
             controls.set_description(body["ticker"], body["text"])
+        elif key == "admin cost basis":
+            controls.set_cost_basis(body["account"], body["ticker"], body["cost_basis"])
+        elif key == "admin cash":
+            controls.set_cash(body["account"], body["currency"], body["amount"])
         elif key == "admin complete link":
             token = controls.complete_link(params["linkToken"], body["institution"])
             return ApiResponse(200, {"public_token": token})

@@ -31,6 +31,13 @@ USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08}
 
 CURRENCY_NAMES = {"USD": "US Dollar", "EUR": "Euro"}
 
+
+def cash_in_usd(cash: tuple[tuple[str, float], ...]) -> float:
+    """The account's cash in USD for its balance totals; a currency the demo has no fixed
+    rate for (one a test added) is left out of them rather than counted at 1:1."""
+    return sum(amount * USD_PER_UNIT.get(currency, 0.0) for currency, amount in cash)
+
+
 _ID_NAMESPACE = uuid.UUID("6f1d3c0e-2b7a-4c55-9e1f-0a8b7c6d5e4f")
 
 
@@ -50,6 +57,18 @@ def stable_plaid_id(*parts: str) -> str:
     return "".join(chars)
 
 
+def demo_figi(ticker: str) -> str:
+    """A made-up, FIGI-shaped identifier of a demo security (the same on both providers):
+    "BBG" and nine characters from FIGI's alphabet, derived from the ticker alone."""
+    alphabet = "BCDFGHJKLMNPQRSTVWXYZ0123456789"
+    number = int.from_bytes(hashlib.sha256(f"figi/{ticker}".encode()).digest(), "big")
+    chars = []
+    for _ in range(9):
+        number, index = divmod(number, len(alphabet))
+        chars.append(alphabet[index])
+    return "BBG" + "".join(chars)
+
+
 @dataclass(frozen=True)
 class Holding:
     ticker: str
@@ -57,7 +76,7 @@ class Holding:
     kind: Kind
     quantity: float
     price: float
-    cost_basis: float  # total cost of the position, in its currency
+    cost_basis: float | None  # total cost of the position, in its currency; None: unknown
     mic: str | None = None  # listing exchange; None for funds bought from the issuer
     currency: str = "USD"
 
@@ -85,9 +104,8 @@ class AccountTemplate:
         return self.number[-4:]
 
     def total_value_usd(self) -> float:
-        securities = sum(h.value * USD_PER_UNIT[h.currency] for h in self.holdings)
-        cash = sum(amount * USD_PER_UNIT[currency] for currency, amount in self.cash)
-        return round(securities + cash, 2)
+        securities = sum(h.value * USD_PER_UNIT.get(h.currency, 0.0) for h in self.holdings)
+        return round(securities + cash_in_usd(self.cash), 2)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,14 @@ A test may also give a security another description (:func:`set_description`): w
 broker calls it, as Plaid's security ``name`` and SnapTrade's ``description`` (positions and
 symbol search), so a test can show what the app does with odd or hostile provider text.
 
-Layout in the state: ``state["overrides"]["units"][account_key][ticker] = units`` and
-``state["overrides"]["descriptions"][ticker] = text``.
+A test may also take a holding's cost basis away (:func:`set_cost_basis`: both providers
+then send none, or a zero) or give an account cash in another currency (:func:`set_cash`),
+to show what the app does with a gain it cannot know or a currency without a rate.
+
+Layout in the state: ``state["overrides"]["units"][account_key][ticker] = units``,
+``state["overrides"]["descriptions"][ticker] = text``,
+``state["overrides"]["cost_basis"][account_key][ticker] = total or None`` and
+``state["overrides"]["cash"][account_key][currency] = amount``.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ def current_account(state: dict[str, Any], template: AccountTemplate) -> Account
     """
     overrides = _units_overrides(state).get(template.key)
     descriptions = _description_overrides(state)
-    if not overrides and not descriptions:
+    costs = _overrides(state, "cost_basis").get(template.key, {})
+    cash = _overrides(state, "cash").get(template.key, {})
+    if not overrides and not descriptions and not costs and not cash:
         return template
     holdings: list[Holding] = []
     for seeded in template.holdings:
@@ -52,10 +60,21 @@ def current_account(state: dict[str, Any], template: AccountTemplate) -> Account
         if units != holding.quantity:
             # Keep the average cost per unit: SnapTrade reports cost per unit and
             # Plaid the total, so scaling the total keeps the two telling one story.
-            cost_basis = holding.cost_basis * units / holding.quantity
+            cost_basis = (
+                None
+                if holding.cost_basis is None
+                else holding.cost_basis * units / holding.quantity
+            )
             holding = replace(holding, quantity=units, cost_basis=cost_basis)
+        if holding.ticker in costs:
+            holding = replace(holding, cost_basis=costs[holding.ticker])
         holdings.append(holding)
-    return replace(template, holdings=tuple(holdings))
+    balances = dict(template.cash) | cash
+    return replace(
+        template,
+        holdings=tuple(holdings),
+        cash=tuple((currency, amount) for currency, amount in balances.items() if amount),
+    )
 
 
 def described(state: dict[str, Any], holding: Holding) -> Holding:
@@ -115,3 +134,37 @@ def _units_overrides(state: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def _description_overrides(state: dict[str, Any]) -> dict[str, str]:
     return state.get("overrides", {}).get("descriptions", {})
+
+
+def set_cost_basis(
+    state: dict[str, Any], account_key: str, ticker: str, cost_basis: float | None
+) -> None:
+    """Store the total cost basis both providers report for a seeded holding (None: none)."""
+    seeded_holding(account_key, ticker)
+    if cost_basis is not None and (
+        isinstance(cost_basis, bool)
+        or not isinstance(cost_basis, int | float)
+        or not math.isfinite(cost_basis)
+        or cost_basis < 0
+    ):
+        raise ValueError(f"a cost basis is a finite number >= 0 or None, not {cost_basis!r}")
+    costs = state.setdefault("overrides", {}).setdefault("cost_basis", {})
+    costs.setdefault(account_key, {})[ticker] = cost_basis
+
+
+def set_cash(state: dict[str, Any], account_key: str, currency: str, amount: float) -> None:
+    """Store a cash balance of ``amount`` in ``currency`` (0: none) in an account."""
+    if account_key not in ACCOUNTS:
+        raise ValueError(f"unknown account {account_key!r}; known: {sorted(ACCOUNTS)}")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise ValueError(f"a currency is a three-letter code, not {currency!r}")
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise ValueError(f"an amount must be a number, not {amount!r}")
+    if not math.isfinite(amount):
+        raise ValueError(f"an amount must be finite, not {amount!r}")
+    cash = state.setdefault("overrides", {}).setdefault("cash", {})
+    cash.setdefault(account_key, {})[currency.upper()] = float(amount)
+
+
+def _overrides(state: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return state.get("overrides", {}).get(kind, {})

@@ -1,7 +1,10 @@
-"""The shapes of the positions answer, built from the cached rows of one cache generation.
+"""The shapes of the positions answer, built from the cached rows of one cache generation
+and the exchange rates of one rates version.
 
-Money is never summed across currencies: every total is per currency, because
-converting would need an FX rate we do not have and would be a guess.
+Money is never summed across currencies without a rate: every total is per currency
+(``totals``), and beside it in the base currency (``base_total``) through the rates the
+``fx`` block lists; an amount without a rate stays out of the base total, said aloud.
+Gains follow ``services.portfolio_gains``: unknown is never zero.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from services.fx.convert import Converter
+from services.holdings_view import holdings
 from services.overlaps import find_overlaps
+from services.portfolio_gains import gains_total, with_gain
 
 TOP_HOLDINGS = 10
 
@@ -20,18 +26,28 @@ class PortfolioView:
     """Every format of one cache generation. Built once, then served to every read of it;
     the parts a format needs are made on its first use."""
 
-    def __init__(self, rows: list[dict[str, Any]], priority: tuple[str, ...]) -> None:
+    def __init__(
+        self, rows: list[dict[str, Any]], priority: tuple[str, ...], fx: Converter
+    ) -> None:
         overlaps, duplicates = find_overlaps(rows, priority)
+        self.fx_converter = fx
         self.positions = [
-            {**json_position(p), "duplicate": (p["provider"], p["account_id"]) in duplicates}
+            with_gain(
+                {**json_position(p), "duplicate": (p["provider"], p["account_id"]) in duplicates},
+                fx,
+            )
             for p in rows
         ]
         # Every total counts an institution reachable through both providers once.
         self.counted = [p for p in self.positions if not p["duplicate"]]
         self.totals = totals_by_currency(self.counted)
+        self.base_total, unconverted = fx.total(self.totals)
+        self.fx = fx.report(self.totals, unconverted)
+        self.gains = gains_total(self.counted, fx)
         self.overlaps = [overlap.to_dict() for overlap in overlaps]
         self._summary: dict[str, Any] | None = None
         self._list_rows: list[dict[str, Any]] | None = None
+        self._holdings: list[dict[str, Any]] | None = None
         self._by_account: dict[int | None, list[dict[str, Any]]] = {}
 
     @property
@@ -40,8 +56,13 @@ class PortfolioView:
 
     def summary(self) -> dict[str, Any]:
         if self._summary is None:
-            self._summary = summary_of(self.counted)
+            self._summary = summary_of(self.counted, self.fx_converter)
         return self._summary
+
+    def holdings(self) -> list[dict[str, Any]]:
+        if self._holdings is None:
+            self._holdings = holdings(self.counted, self.fx_converter)
+        return self._holdings
 
     def list_rows(self) -> list[dict[str, Any]]:
         if self._list_rows is None:
@@ -51,6 +72,8 @@ class PortfolioView:
                     "quantity": p["quantity"],
                     "value": p["market_value"],
                     "currency": p["currency"],
+                    "value_base": p["market_value_base"],
+                    "gain": p["unrealized_gain"],
                     **({"duplicate": True} if p["duplicate"] else {}),
                 }
                 for p in self.positions
@@ -60,7 +83,7 @@ class PortfolioView:
     def by_account(self, positions_per_account: int | None) -> list[dict[str, Any]]:
         if positions_per_account not in self._by_account:
             self._by_account[positions_per_account] = by_account(
-                self.positions, positions_per_account
+                self.positions, positions_per_account, self.fx_converter
             )
         return self._by_account[positions_per_account]
 
@@ -99,7 +122,11 @@ def grouped_totals(positions: list[dict[str, Any]], key: str) -> dict[str, dict[
     return {name: dict(sorted(t.items())) for name, t in sorted(groups.items())}
 
 
-def summary_of(positions: list[dict[str, Any]]) -> dict[str, Any]:
+def in_base(groups: dict[str, dict[str, float]], fx: Converter) -> dict[str, float]:
+    return {name: fx.total(native)[0] for name, native in groups.items()}
+
+
+def summary_of(positions: list[dict[str, Any]], fx: Converter) -> dict[str, Any]:
     holdings: dict[tuple[str, str], dict[str, Any]] = {}
     for p in positions:
         if p["security_type"] == "cash":
@@ -117,20 +144,43 @@ def summary_of(positions: list[dict[str, Any]]) -> dict[str, Any]:
         )
         entry["quantity"] = round(entry["quantity"] + p["quantity"], 6)
         entry["value"] = round(entry["value"] + (p["market_value"] or 0.0), 2)
-    top = sorted(holdings.values(), key=lambda h: h["value"], reverse=True)[:TOP_HOLDINGS]
+    for entry in holdings.values():
+        value_base = fx.to_base(entry["value"], entry["currency"])
+        entry["value_base"] = None if value_base is None else round(value_base, 2)
+    # The largest in the base currency; one without a rate after those with one.
+    top = sorted(
+        holdings.values(),
+        key=lambda h: (h["value_base"] is not None, h["value_base"] or h["value"]),
+        reverse=True,
+    )[:TOP_HOLDINGS]
+    by_provider = grouped_totals(positions, "provider")
+    by_institution = grouped_totals(positions, "institution")
+    by_security_type = grouped_totals(positions, "security_type")
+    totals = totals_by_currency(positions)
     return {
-        "totals": totals_by_currency(positions),
-        "by_provider": grouped_totals(positions, "provider"),
-        "by_institution": grouped_totals(positions, "institution"),
-        "by_security_type": grouped_totals(positions, "security_type"),
-        "by_currency": totals_by_currency(positions),
+        "totals": totals,
+        "base_total": fx.total(totals)[0],
+        "by_provider": by_provider,
+        "by_provider_base": in_base(by_provider, fx),
+        "by_institution": by_institution,
+        "by_institution_base": in_base(by_institution, fx),
+        "by_security_type": by_security_type,
+        "by_security_type_base": in_base(by_security_type, fx),
+        "by_currency": totals,
+        # Each currency's total in the base currency; None for one without a rate.
+        "by_currency_base": {c: _rounded(fx.to_base(amount, c)) for c, amount in totals.items()},
+        "gains": gains_total(positions, fx),
         "top_holdings": top,
         "account_count": len({(p["provider"], p["account_id"]) for p in positions}),
     }
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
 def by_account(
-    positions: list[dict[str, Any]], positions_per_account: int | None
+    positions: list[dict[str, Any]], positions_per_account: int | None, fx: Converter
 ) -> list[dict[str, Any]]:
     """Accounts under provider and institution, each with its totals and (at most
     ``positions_per_account`` of, the largest first) its positions."""
@@ -169,13 +219,16 @@ def by_account(
                                     "cost_basis",
                                     "currency",
                                     "as_of",
+                                    "market_value_base",
+                                    "unrealized_gain",
+                                    "gain_percent",
                                 )
                             }
                             for r in shown
                         ],
                         "position_count": len(rows),
                         "more_positions": len(rows) - len(shown),
-                        "totals": totals_by_currency(rows),
+                        **group_totals(rows, fx),
                     }
                 )
             institution_rows = [r for rows in accounts.values() for r in rows]
@@ -183,7 +236,7 @@ def by_account(
                 {
                     "institution": institution,
                     "accounts": account_list,
-                    "totals": totals_by_currency(institution_rows),
+                    **group_totals(institution_rows, fx),
                 }
             )
         provider_rows = [r for accts in institutions.values() for rs in accts.values() for r in rs]
@@ -191,7 +244,13 @@ def by_account(
             {
                 "provider": provider,
                 "institutions": institution_list,
-                "totals": totals_by_currency(provider_rows),
+                **group_totals(provider_rows, fx),
             }
         )
     return providers
+
+
+def group_totals(rows: list[dict[str, Any]], fx: Converter) -> dict[str, Any]:
+    """A group's totals: per currency, in the base currency, and its gain."""
+    totals = totals_by_currency(rows)
+    return {"totals": totals, "base_total": fx.total(totals)[0], "gains": gains_total(rows, fx)}

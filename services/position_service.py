@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
@@ -186,6 +186,9 @@ class PositionService:
                 )
         metadata.update(self._disabled_metadata())
         return CacheState({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, metadata)
+
+    def today(self) -> date:
+        return self._clock().date()
 
     def peek(self, conn: Connection | None = None) -> tuple[CacheState, bool]:
         """The cache as it is, and whether a read would fetch a provider first (never fetches)."""

@@ -5,8 +5,11 @@ each provider's generation (one small query) and serves the view already built
 for it; a refresh in any process moves the generation, so no process serves a
 stale view. The view kept here is a derived copy, checked on every read.
 
-``full`` and ``list`` answer in pages (``limit``, ``cursor``); ``summary`` is
-bounded by its shape, and ``by_account`` shows each account's largest positions
+A view also depends on the exchange rates (``services.fx``): it is kept per cache
+generation *and* rates version, and the warm read checks both on one connection.
+
+``full``, ``list`` and ``holdings`` answer in pages (``limit``, ``cursor``); ``summary``
+is bounded by its shape, and ``by_account`` shows each account's largest positions
 (``POSITIONS_PER_ACCOUNT``) with the count of the rest.
 """
 
@@ -14,19 +17,26 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from core.errors import BrokerageHubError, InvalidInput
 from core.normalized import PROVIDERS
 from services.connections import ConnectionRegistry, ConnectionState
+from services.fx.convert import Converter
+from services.fx.quotes import RateSnapshot
 from services.paging import PageSize, checked_limit, cursor_offset, generation_tag, page
 from services.position_formats import PortfolioView, iso
 from services.position_service import CacheState, PositionService
 
-FORMATS = ("full", "summary", "by_account", "list")
+FORMATS = ("full", "summary", "by_account", "list", "holdings")
 # What a page holds by default, and at most: the default fits an MCP client's answer
 # limit (about 25,000 tokens) with room to spare; the maximum stays well inside it.
-PAGE_SIZES = {"full": PageSize(default=50, maximum=100), "list": PageSize(default=200, maximum=500)}
+PAGE_SIZES = {
+    "full": PageSize(default=50, maximum=100),
+    "list": PageSize(default=200, maximum=500),
+    "holdings": PageSize(default=50, maximum=100),
+}
 POSITIONS_PER_ACCOUNT = 10
 VIEWS_KEPT = 4  # generations whose views stay in memory (a cursor's, the newest, ...)
 
@@ -57,13 +67,36 @@ def validate_positions_request(
     return checked_limit(limit, PAGE_SIZES[format], f"format {format}")
 
 
+class Rates(Protocol):
+    """The exchange rates a view is valued with (``services.fx.store.FxStore``)."""
+
+    def snapshot(self, on: date, conn: Any = None) -> RateSnapshot: ...
+
+    def version(self, conn: Any) -> int: ...
+
+    def refresh_due(self) -> bool: ...
+
+    def refresh(self) -> dict[str, Any]: ...
+
+
+ViewKey = tuple[tuple[tuple[str, int], ...], int]
+
+
 class PositionViews:
     """What ``get_positions`` answers, for the MCP tool, the JSON route, the CLI and the pages."""
 
-    def __init__(self, positions: PositionService, connections: ConnectionRegistry) -> None:
+    def __init__(
+        self,
+        positions: PositionService,
+        connections: ConnectionRegistry,
+        rates: Rates,
+        base_currency: str,
+    ) -> None:
         self.positions = positions
         self._connections = connections
-        self._views: OrderedDict[tuple[tuple[str, int], ...], PortfolioView] = OrderedDict()
+        self._rates = rates
+        self.base_currency = base_currency
+        self._views: OrderedDict[ViewKey, PortfolioView] = OrderedDict()
         self._lock = threading.Lock()
 
     def answer(
@@ -80,6 +113,10 @@ class PositionViews:
         ``positions_per_account`` bounds ``by_account`` (None: every position, for a page
         that shows them all)."""
         page_size = validate_positions_request(format, refresh_provider, limit, cursor)
+        if self._rates.refresh_due():
+            # At most once a day across every process (the rest only note that it ran);
+            # a failed download changes no rate and is reported by `refresh-rates`.
+            self._rates.refresh()
         if refresh_provider is None:
             warm = self._warm(format, page_size, cursor, positions_per_account)
             if warm is not None:
@@ -87,10 +124,10 @@ class PositionViews:
         refresh = self._refresh(refresh_provider) if refresh_provider is not None else None
         # The refreshed provider is now fresh; the other is fetched only if its own cache expired.
         state = self.positions.ensure_fresh()
-        view, state = self._view(state)
+        view, state, key = self._view(state)
         states = self._connections.list(self.positions.user_email)
         payload = self._payload(
-            format, view, state, page_size, cursor, positions_per_account, states
+            format, view, state, key, page_size, cursor, positions_per_account, states
         )
         if refresh is not None:
             payload["refresh"] = refresh
@@ -104,6 +141,8 @@ class PositionViews:
         What is left is two small queries and a few dictionaries, cheap enough for a
         caller to run without handing it to a worker thread."""
         page_size = validate_positions_request(format, None, limit, cursor)
+        if self._rates.refresh_due():
+            return None  # the day's rates download may be due: not for the event loop
         return self._warm(format, page_size, cursor, POSITIONS_PER_ACCOUNT)
 
     def _warm(
@@ -119,24 +158,30 @@ class PositionViews:
             state, stale = self.positions.peek(conn)
             if stale:
                 return None
+            key = (state.generation_key, self._rates.version(conn))
             with self._lock:
-                view = self._views.get(state.generation_key)
+                view = self._views.get(key)
             if view is None:
                 return None
             states = self._connections.list(self.positions.user_email, conn=conn)
-        return self._payload(format, view, state, page_size, cursor, positions_per_account, states)
+        return self._payload(
+            format, view, state, key, page_size, cursor, positions_per_account, states
+        )
 
     def _payload(
         self,
         format: str,
         view: PortfolioView,
         state: CacheState,
+        key: ViewKey,
         page_size: int | None,
         cursor: str | None,
         positions_per_account: int | None,
         connection_states: list[ConnectionState],
     ) -> dict[str, Any]:
-        tag = generation_tag(state.generation_key)
+        # A cursor is cut from one generation under one rates version (holdings are
+        # ordered by their value in the base currency).
+        tag = generation_tag((*key[0], ("rates", key[1])))
         payload: dict[str, Any] = {"format": format}
         if format == "summary":
             payload["summary"] = view.summary()
@@ -145,10 +190,17 @@ class PositionViews:
             payload["totals"] = view.totals
         else:
             assert page_size is not None
-            rows = view.positions if format == "full" else view.list_rows()
+            rows = {
+                "full": lambda: view.positions,
+                "list": view.list_rows,
+                "holdings": view.holdings,
+            }[format]()
             offset = cursor_offset(cursor, what=format, tag=tag)
             payload.update(page(rows, offset=offset, limit=page_size, what=format, tag=tag))
             payload["totals"] = view.totals
+        payload["base_total"] = view.base_total
+        payload["gains"] = view.gains
+        payload["fx"] = view.fx
         payload["position_count"] = view.position_count
         payload["overlaps"] = view.overlaps
         payload["cache_info"] = cache_info(state.metadata)
@@ -165,25 +217,44 @@ class PositionViews:
             error = exc.message
         return {"provider": provider, "ok": error is None, "error": error}
 
-    def _view(self, state: CacheState) -> tuple[PortfolioView, CacheState]:
+    def _view(self, state: CacheState) -> tuple[PortfolioView, CacheState, ViewKey]:
         """The view of the generation ``state`` names: kept, or built from its rows now."""
-        key = state.generation_key
+        with self.positions.connect() as conn:
+            version = self._rates.version(conn)
+        key = (state.generation_key, version)
         with self._lock:
             view = self._views.get(key)
             if view is not None:
                 self._views.move_to_end(key)
-                return view, state
+                return view, state, key
         rows, snapshots = self.positions.read_cached()
         read = self.positions.state_of(snapshots)
-        if read.generation_key != key:
+        if read.generation_key != state.generation_key:
             # A refresh elsewhere landed in between: serve the rows read, described as they are.
             state = read
-        view = PortfolioView(rows, self.positions.provider_priority)
+        rates = self._rates.snapshot(valued_on(rows, self.positions.today()))
+        view = PortfolioView(
+            rows, self.positions.provider_priority, Converter(self.base_currency, rates)
+        )
+        key = (state.generation_key, rates.version)
         with self._lock:
-            self._views[state.generation_key] = view
+            # Kept under the rates it was valued with (a refresh in between moves the version).
+            self._views[key] = view
             while len(self._views) > VIEWS_KEPT:
                 self._views.popitem(last=False)
-        return view, state
+        return view, state, key
+
+
+def valued_on(rows: list[dict[str, Any]], today: date) -> date:
+    """The date the positions are worth what they say: the newest of their as-of dates
+    (or of when they were fetched); today when there are none."""
+    dates = [
+        moment.date()
+        for row in rows
+        for moment in (row.get("as_of") or row.get("fetched_at"),)
+        if isinstance(moment, datetime)
+    ]
+    return max(dates, default=today)
 
 
 def cache_info(metadata: dict[str, dict[str, Any]]) -> dict[str, Any]:

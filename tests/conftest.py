@@ -8,6 +8,7 @@ waits instead of sleeping.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -217,3 +218,32 @@ def secrets_in_database(engine: Any) -> list[str]:
                     if isinstance(value, str) and find_secrets(value):
                         found.append(table.name)
     return found
+
+
+# --- a live app for the browser tests ----------------------------------------------------
+
+
+@pytest.fixture
+def live_demo_app(tmp_path: Path, sqlite_url: str, emulator: Any) -> Iterator[tuple[str, Any]]:
+    """The app with the emulator's demo user, served on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    from services.composition import system_clock
+    from tests.browser_fixtures import free_port
+    from tests.web_fixtures import TEST_PASSWORD, make_app
+
+    port = free_port()
+    hub = make_services(
+        tmp_path, sqlite_url, emulator, system_clock, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}"
+    )
+    hub.web_auth.passwords.set_password(TEST_PASSWORD)
+    server = make_server("127.0.0.1", port, make_app(hub, TESTING=False), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="page-actions-app", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", hub
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        hub.close()

@@ -107,7 +107,9 @@ PRICES = st.one_of(st.floats(min_value=-1e6, max_value=1e12), st.sampled_from([0
 TOOL_ARGUMENTS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "get_positions": arguments(
         {
-            "format": st.sampled_from(["full", "summary", "by_account", "list", "table", "FULL"]),
+            "format": st.sampled_from(
+                ["full", "summary", "by_account", "list", "holdings", "table", "FULL", "Holdings"]
+            ),
             "refresh_provider": st.sampled_from(["plaid", "snaptrade", None, "robinhood", ""]),
             "limit": st.one_of(st.none(), st.integers(-(10**20), 10**20)),
             "cursor": st.one_of(

@@ -9,16 +9,13 @@ state the test controls, not a race.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_fixtures import WAIT_MS, Pages, free_port, launched_chromium
-from tests.conftest import make_services
-from tests.web_fixtures import TEST_PASSWORD, make_app
+from tests.browser_fixtures import WAIT_MS, Pages, launched_chromium
+from tests.web_fixtures import TEST_PASSWORD
 
 pytestmark = pytest.mark.slow
 
@@ -31,29 +28,6 @@ def browser() -> Iterator[Any]:
         yield launched
 
 
-@pytest.fixture
-def live_app(tmp_path: Path, sqlite_url: str, emulator: Any) -> Iterator[tuple[str, Any]]:
-    from werkzeug.serving import make_server
-
-    from services.composition import system_clock
-
-    port = free_port()
-    services = make_services(
-        tmp_path, sqlite_url, emulator, system_clock, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}"
-    )
-    services.web_auth.passwords.set_password(TEST_PASSWORD)
-    server = make_server("127.0.0.1", port, make_app(services, TESTING=False), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="e2e-migration", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", services
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        services.close()
-
-
 def log_in(tab: Pages, email: str) -> None:
     tab.goto("/login")
     tab.page.fill("input[name=email]", email)
@@ -63,9 +37,9 @@ def log_in(tab: Pages, email: str) -> None:
 
 
 def test_a_person_moves_ibkr_from_the_positions_page(
-    browser: Any, live_app: tuple[str, Any], emulator: Any
+    browser: Any, live_demo_app: tuple[str, Any], emulator: Any
 ) -> None:
-    base_url, services = live_app
+    base_url, services = live_demo_app
     context = browser.new_context()
     tab = Pages(context.new_page(), base_url)
     page = tab.page

@@ -231,6 +231,11 @@ def mcp_get_positions(hub: Hub, provider: str) -> Outcome:
     return mcp_outcome(result, lambda payload: positions_show_error(payload, provider))
 
 
+def mcp_get_holdings(hub: Hub, provider: str) -> Outcome:
+    result = mcp_call(hub.services, "get_positions", {"format": "holdings", "limit": 5})
+    return mcp_outcome(result, lambda payload: positions_show_error(payload, provider))
+
+
 def mcp_refresh_positions(hub: Hub, provider: str) -> Outcome:
     arguments = {"format": "list", "refresh_provider": provider}
     result = mcp_call(hub.services, "get_positions", arguments)
@@ -378,6 +383,7 @@ class Surface:
 SURFACES: dict[str, Surface] = {
     "mcp get_positions": Surface(mcp_get_positions, expire_caches, records_state=True),
     "mcp get_positions refresh": Surface(mcp_refresh_positions, records_state=True),
+    "mcp get_positions holdings": Surface(mcp_get_holdings, expire_caches, records_state=True),
     "mcp check_connections": Surface(mcp_check_connections, records_state=True),
     "mcp check_connections probe": Surface(
         lambda hub, provider: mcp_check_connections(hub, provider, probe=True),
@@ -431,6 +437,7 @@ CALLS = [
         (
             "mcp get_positions",
             "mcp get_positions refresh",
+            "mcp get_positions holdings",
             "mcp plan_institution_migration",
             "web GET /api/positions",
             "web GET /",
@@ -454,6 +461,7 @@ CALLS = [
         (
             "mcp get_positions",
             "mcp get_positions refresh",
+            "mcp get_positions holdings",
             "mcp check_connections",
             "mcp preview_trade",
             "mcp execute_trade",
@@ -473,6 +481,7 @@ CALLS = [
         "snaptrade /accounts/{accountId}/positions/all",
         (
             "mcp get_positions",
+            "mcp get_positions holdings",
             "mcp preview_trade",
             "mcp execute_trade",
             "mcp plan_institution_migration",
@@ -527,7 +536,10 @@ TIMEOUT_SURFACES = {
     "plaid /item/public_token/exchange": ("web POST /plaid/link",),
     "snaptrade /accounts": ("mcp get_positions refresh", "web GET /api/positions", "cli positions"),
     "snaptrade /accounts/{accountId}/balances": ("mcp check_connections",),
-    "snaptrade /accounts/{accountId}/positions/all": ("mcp plan_institution_migration",),
+    "snaptrade /accounts/{accountId}/positions/all": (
+        "mcp plan_institution_migration",
+        "mcp get_positions holdings",
+    ),
     "snaptrade /authorizations/{authorizationId}": ("mcp preview_trade",),
     "snaptrade /accounts/{accountId}/symbols": ("mcp check_connections probe",),
     "snaptrade /accounts/{accountId}/orders": ("mcp preview_trade sell",),

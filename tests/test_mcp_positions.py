@@ -18,7 +18,7 @@ HOLDINGS = "plaid /investments/holdings/get"
 SNAP_POSITIONS = "snaptrade /accounts/{accountId}/positions/all"
 
 
-@pytest.mark.parametrize("format", ["full", "summary", "by_account", "list"])
+@pytest.mark.parametrize("format", ["full", "summary", "by_account", "list", "holdings"])
 def test_every_format_answers_with_cache_info(any_db_services: Any, format: str) -> None:
     data = payload(call_tool(any_db_services, "get_positions", {"format": format}))
     assert data["format"] == format
@@ -47,8 +47,12 @@ def test_every_format_answers_with_cache_info(any_db_services: Any, format: str)
         assert set(providers) == {"plaid", "snaptrade"}
         account = providers["plaid"]["institutions"][0]["accounts"][0]
         assert account["positions"] and account["totals"]
+    elif format == "holdings":
+        held = data["positions"]
+        assert held and all(row["accounts"] for row in held)
+        assert {"ticker", "quantity", "market_value", "market_value_base"} <= set(held[0])
     else:
-        compact = {"ticker", "quantity", "value", "currency"}
+        compact = {"ticker", "quantity", "value", "currency", "value_base", "gain"}
         assert all(set(p) - {"duplicate"} == compact for p in data["positions"])
 
 
@@ -152,6 +156,7 @@ def test_the_tool_is_listed_with_refresh_provider_and_read_only_hints(services: 
         "summary",
         "by_account",
         "list",
+        "holdings",
     ]
     assert tool.annotations.read_only_hint is True
     assert tool.annotations.idempotent_hint is True
@@ -180,10 +185,19 @@ def test_get_positions_end_to_end_over_stdio(tmp_path: Path, emulator: Any) -> N
             await session.initialize()
             tools = await session.list_tools()
             result = await session.call_tool("get_positions", {"format": "summary"})
-            return tools, result
+            held = await session.call_tool("get_positions", {"format": "holdings", "limit": 5})
+            return tools, result, held
 
-    tools, result = anyio.run(run)
+    tools, result, held = anyio.run(run)
     assert "get_positions" in {t.name for t in tools.tools}
     data = payload(result)
     assert data["position_count"] >= 30
     assert emulator.controls.calls(HOLDINGS) == 2
+    # In the base currency, with the rate used and its source; gains beside.
+    assert data["fx"]["base_currency"] == "USD" and data["base_total"] > 0
+    [eur] = data["fx"]["rates"]
+    assert eur["pair"] == "EUR/USD" and "ECB" in eur["source"]
+    assert data["summary"]["gains"]["unrealized_gain"] is not None
+    holdings = payload(held)
+    assert len(holdings["positions"]) == 5 and holdings["truncated"] is True
+    assert all("unrealized_gain" in h for h in holdings["positions"])

@@ -21,8 +21,6 @@ positions are fetched) and IBKR's trading permission off (a probe answers 1020).
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -294,31 +292,6 @@ def test_the_copy_script_comes_from_this_origin(client: Any) -> None:
 
 
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def live_demo_app(tmp_path: Path, sqlite_url: str, emulator: Any) -> Iterator[tuple[str, Any]]:
-    """The app with the emulator's demo user, served on a free loopback port."""
-    from werkzeug.serving import make_server
-
-    from services.composition import system_clock
-    from tests.browser_fixtures import free_port
-
-    port = free_port()
-    hub = make_services(
-        tmp_path, sqlite_url, emulator, system_clock, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}"
-    )
-    hub.web_auth.passwords.set_password(TEST_PASSWORD)
-    server = make_server("127.0.0.1", port, make_app(hub, TESTING=False), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="page-actions-app", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", hub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        hub.close()
 
 
 @pytest.mark.slow

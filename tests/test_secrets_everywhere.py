@@ -335,6 +335,7 @@ def test_no_cli_command_prints_a_credential(hub: Any, emulator: Any) -> None:
         ("confirm-trade", preview_id),  # refused: its input is not a terminal
         ("reject-trade", preview_id),
         ("reject-trade", preview_id),  # already rejected
+        ("refresh-rates",),  # FX_RATES_URL is not set: one line saying so
     ]
     assert {args[0] for args in runs} | {"set-password"} == set(app.cli.commands)
     for args in runs:

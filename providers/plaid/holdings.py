@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import MalformedResponse
-from core.normalized import NormalizedPosition, institution_display_name
+from core.normalized import NormalizedPosition, institution_display_name, security_identifier
 from core.numbers import finite_number
 from core.redaction import register_secret
 from providers.plaid.client import call, to_plain
@@ -144,6 +144,11 @@ def normalize_plaid_holdings(
                 cost_basis=finite_number(holding.get("cost_basis")),
                 currency=currency,
                 as_of=as_of,
+                security_id=security_identifier(
+                    figi=security.get("figi"),
+                    isin=security.get("isin"),
+                    cusip=security.get("cusip"),
+                ),
                 **account_fields,
             )
         )

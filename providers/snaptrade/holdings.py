@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import MalformedResponse
-from core.normalized import NormalizedPosition
+from core.normalized import NormalizedPosition, security_identifier
 from core.numbers import finite_number
 from providers.snaptrade.accounts import fetch_snaptrade_holdings
 from providers.snaptrade.errors import PROVIDER
@@ -119,6 +119,7 @@ def normalize_snaptrade_holdings(
                     cost_basis=round(quantity * unit_cost, 2) if unit_cost is not None else None,
                     currency=_currency_code(position.get("currency") or instrument.get("currency")),
                     as_of=as_of,
+                    security_id=_security_id(instrument),
                     **fields,
                 )
             )
@@ -169,3 +170,8 @@ def load_snaptrade_positions(
     return normalize_snaptrade_holdings(
         raw, user_email=user_email, fetched_at=fetched_at or datetime.now(UTC)
     )
+
+
+def _security_id(instrument: dict[str, Any]) -> str | None:
+    figi = instrument.get("figi_instrument")
+    return security_identifier(figi=figi.get("figi_code") if isinstance(figi, dict) else None)

@@ -195,6 +195,18 @@ class Controls:
         with self._store.transaction() as state:
             overrides.set_description(state, ticker, text)
 
+    def set_cost_basis(self, account_key: str, ticker: str, cost_basis: float | None) -> None:
+        """Make both providers report ``cost_basis`` (total, in the holding's currency) for
+        a seeded holding; None sends none at all, as a broker that does not know it."""
+        with self._store.transaction() as state:
+            overrides.set_cost_basis(state, account_key, ticker, cost_basis)
+
+    def set_cash(self, account_key: str, currency: str, amount: float) -> None:
+        """Give an account a cash balance in ``currency`` on every provider serving it
+        (0 removes it); any three-letter code, so a test can use one without a rate."""
+        with self._store.transaction() as state:
+            overrides.set_cash(state, account_key, currency, amount)
+
     def complete_link(self, link_token: str, institution_slug: str) -> str | None:
         """Act as the person finishing Plaid Hosted Link; returns the public token."""
         return self._plaid.complete_link(link_token, institution_slug, self._clock())

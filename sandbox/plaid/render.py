@@ -11,10 +11,11 @@ from typing import Any
 from sandbox.data import (
     PLAID_INSTITUTIONS,
     PRICES_AS_OF,
-    USD_PER_UNIT,
     AccountTemplate,
     Holding,
     Institution,
+    cash_in_usd,
+    demo_figi,
     stable_plaid_id,
 )
 from sandbox.overrides import current_account
@@ -93,12 +94,17 @@ def _security(
         "cfi_code": None,
         "option_contract": None,
         "fixed_income": None,
-        "figi": None,
+        "figi": None if security_type == "cash" else demo_figi(ticker),
     }
 
 
 def holding(
-    account_id: str, security_id: str, quantity: float, price: float, cost: float, currency: str
+    account_id: str,
+    security_id: str,
+    quantity: float,
+    price: float,
+    cost: float | None,
+    currency: str,
 ) -> dict[str, Any]:
     return {
         "account_id": account_id,
@@ -117,7 +123,7 @@ def holding(
 
 
 def account(template: AccountTemplate, account_id: str, investments: bool) -> dict[str, Any]:
-    cash_usd = sum(amount * USD_PER_UNIT[currency] for currency, amount in template.cash)
+    cash_usd = cash_in_usd(template.cash)
     balances: dict[str, Any] = {
         "available": round(cash_usd, 2),
         "current": template.total_value_usd(),

@@ -16,6 +16,7 @@ from sandbox.data import (
     AccountTemplate,
     Holding,
     Institution,
+    demo_figi,
     stable_uuid,
 )
 from sandbox.overrides import described
@@ -41,7 +42,11 @@ def decimal(value: float) -> str:
 
 
 def currency(code: str) -> dict[str, Any]:
-    return {"id": stable_uuid("currency", code), "code": code, "name": CURRENCY_NAMES[code]}
+    return {
+        "id": stable_uuid("currency", code),
+        "code": code,
+        "name": CURRENCY_NAMES.get(code, code),
+    }
 
 
 def symbol_id(ticker: str) -> str:
@@ -83,8 +88,8 @@ def universal_symbol(holding: Holding) -> dict[str, Any]:
             "description": holding.kind.title(),
             "is_supported": True,
         },
-        "figi_code": None,
-        "figi_instrument": None,
+        "figi_code": demo_figi(holding.ticker),
+        "figi_instrument": {"figi_code": demo_figi(holding.ticker), "figi_share_class": None},
         "currencies": [currency(holding.currency)],
     }
     if holding.mic:
@@ -188,12 +193,14 @@ def position(holding: Holding) -> dict[str, Any]:
             "description": holding.name,
             "currency": holding.currency,
             "exchange": holding.mic,
-            "figi_instrument": None,
+            "figi_instrument": {"figi_code": demo_figi(holding.ticker), "figi_share_class": None},
         },
         "units": decimal(holding.quantity),
         "price": decimal(holding.price),
         # SnapTrade's cost_basis is the average price per unit (Plaid's is the total).
-        "cost_basis": decimal(round(holding.cost_basis / holding.quantity, 4)),
+        "cost_basis": None
+        if holding.cost_basis is None
+        else decimal(round(holding.cost_basis / holding.quantity, 4)),
         "currency": holding.currency,
         "cash_equivalent": holding.cash_equivalent,
         "tax_lots": [],

@@ -33,6 +33,7 @@ from services.composition.clients import ProviderClients, ProviderEndpoint
 from services.connections import ConnectionRegistry
 from services.cost_service import CostService, Fees
 from services.db import make_engine, schema_state, upgrade_schema
+from services.fx.store import FxStore
 from services.health_service import HealthService
 from services.linking.link_store import LinkStore
 from services.linking.plaid_link import PlaidLinkService
@@ -132,6 +133,16 @@ class Services:
     def connections(self) -> ConnectionRegistry:
 
         return ConnectionRegistry(self.engine, self.clock)
+
+    @cached_property
+    def fx(self) -> FxStore:
+        """The exchange rates every process and host shares (seeded on first use)."""
+        return FxStore(
+            self.engine,
+            self.clock,
+            rates_url=self.settings.fx_rates_url,
+            timeout_seconds=self.settings.provider_timeout_seconds,
+        )
 
     # --- provider clients (made on first use) ----------------------------------------
 
@@ -235,7 +246,7 @@ class Services:
     @cached_property
     def position_views(self) -> PositionViews:
 
-        return PositionViews(self.positions, self.connections)
+        return PositionViews(self.positions, self.connections, self.fx, self.settings.base_currency)
 
     @cached_property
     def plaid_items(self) -> PlaidItemRemoval:

@@ -6,6 +6,7 @@ floats to begin with and every figure we show is rounded.
 """
 
 from services.models.base import Amount, Base
+from services.models.fx import FxRate, FxState
 from services.models.migration import MigrationRun
 from services.models.people import ProviderCall, ProviderConnection, User
 from services.models.positions import PositionRow, PositionSnapshot
@@ -15,6 +16,8 @@ from services.models.web import LoginAttempt, PlaidLinkSession, SnapTradePortalF
 __all__ = [
     "Amount",
     "Base",
+    "FxRate",
+    "FxState",
     "LoginAttempt",
     "MigrationRun",
     "PlaidLinkSession",

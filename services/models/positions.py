@@ -41,6 +41,8 @@ class PositionRow(Base):
     currency: Mapped[str] = mapped_column(ProviderText(3))
     as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # "figi:...", "isin:..." or "cusip:..." when the provider names the security.
+    security_id: Mapped[str | None] = mapped_column(ProviderText(30))
 
 
 class PositionSnapshot(Base):
