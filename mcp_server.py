@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 INSTRUCTIONS = (
     "Brokerage Hub shows the person's brokerage accounts (Merrill Lynch, Interactive Brokers, "
     "Charles Schwab, ...) gathered through Plaid and SnapTrade, served from a cache. Prefer "
-    "get_positions with format='summary' first; refresh a provider only when asked. Every "
+    "get_positions with format='summary' first; refresh a provider only when asked. For "
+    "history, use get_income (dividends, interest, fees for a period) and get_activities "
+    "(each trade, dividend or fee). Every "
     "answer says each provider's environment: 'emulator' is made-up demo data, not real "
     "money; 'disabled' means that provider is switched off here and never called. Every "
     f"answer also carries '{UNTRUSTED_MARKER}': the fields it lists (names, descriptions, "

@@ -63,6 +63,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEFAULT_USER_EMAIL", "demo@brokerage-hub.local", "The user whose accounts are shown."),
     Setting("PLAID_CACHE_HOURS", "72", "Hours Plaid positions are served from cache."),
     Setting("SNAPTRADE_CACHE_HOURS", "24", "Hours SnapTrade positions are served from cache."),
+    Setting("PLAID_ACTIVITY_CACHE_HOURS", "24", "Hours Plaid activity is served before a sync."),
+    Setting("SNAPTRADE_ACTIVITY_CACHE_HOURS", "24", "Hours SnapTrade activity is served unsynced."),
+    Setting(
+        "ACTIVITY_LOOKBACK_DAYS", "30", "Days each activity sync reads again, for corrections."
+    ),
     Setting("PROVIDER_TIMEOUT_SECONDS", "20", "Read timeout of every provider HTTP call."),
     Setting("PROVIDER_RETRY_ATTEMPTS", "3", "Attempts per provider call on 429, 5xx or network."),
     Setting("LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
@@ -210,6 +215,10 @@ class Settings:
     session_idle_minutes: int = 60
     session_max_hours: int = 12
     base_currency: str = "USD"
+    activity_cache_hours: dict[str, int] = field(
+        default_factory=lambda: {"plaid": 24, "snaptrade": 24}
+    )
+    activity_lookback_days: int = 30
     fx_rates_url: str = ""
 
     @property
@@ -380,5 +389,10 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
         session_idle_minutes=whole_number(env, "SESSION_IDLE_MINUTES", minimum=1, maximum=1440),
         session_max_hours=whole_number(env, "SESSION_MAX_HOURS", minimum=1, maximum=720),
         base_currency=currency(env, "BASE_CURRENCY"),
+        activity_cache_hours={
+            "plaid": whole_hours(env, "PLAID_ACTIVITY_CACHE_HOURS"),
+            "snaptrade": whole_hours(env, "SNAPTRADE_ACTIVITY_CACHE_HOURS"),
+        },
+        activity_lookback_days=whole_number(env, "ACTIVITY_LOOKBACK_DAYS", minimum=0, maximum=365),
         fx_rates_url=url(env, "FX_RATES_URL", example=ECB_HISTORY_URL),
     )

@@ -12,12 +12,16 @@ everything in ``bench-output/results.json``:
    first (cold) read, answer sizes (``bench/growth.py``);
 3. the load harness: gunicorn on Postgres, 16 clients (``bench/load.py``; the run
    fails unless there was exactly one fetch per Item and account and no error);
+4. and 5. the activity history (``bench/activities.py``), at the demo's synced history
+   and at 5,000 activities: ``get_activities`` and ``get_income`` in the service alone,
+   then over stdio against a bare MCPServer answering the same payload;
 
 then the other figures: a live fetch, cold start, a simulated week of provider
 calls (``bench/cache.py``), and fault recovery (``bench/faults.py``).
 
     python -m bench [--stdio-repeat 300] [--sizes 46,500,5000,20000] [--load-seconds 60]
-                    [--only sqlite|postgres] [--no-load] [--no-faults]
+                    [--activity-sizes 5000] [--only sqlite|postgres]
+                    [--no-positions] [--no-activities] [--no-load] [--no-faults]
 """
 
 from __future__ import annotations
@@ -87,6 +91,35 @@ def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+def activity_sections(
+    kinds: list[str], args: argparse.Namespace, results: dict[str, Any]
+) -> tuple[list[str], bool]:
+    """Tables 4 and 5 on every database; a failure is reported (and fails the run)
+    without losing the tables already measured."""
+    from bench import activities
+
+    per_kind: dict[str, Any] = {}
+    try:
+        for kind in kinds:
+            per_kind[kind] = activities.run_on(
+                kind,
+                args.activity_sizes,
+                repeat=args.repeat,
+                stdio_repeat=args.stdio_repeat,
+                progress=progress,
+            )
+    except Exception as exc:
+        results["activities"] = {**per_kind, "error": repr(exc)}
+        return [f"### 4. Activity history\n\nFAILED: {exc!r}"], False
+    results["activities"] = per_kind
+    return [
+        "### 4. The activity history alone (`ActivityViews`, in process, warm)\n\n"
+        + activities.markdown_service(per_kind),
+        "### 5. `get_activities` and `get_income` over stdio: ours against a bare MCPServer, "
+        "same payload\n\n" + activities.markdown_stdio(per_kind),
+    ], True
+
+
 def load_section(
     load: Any, server: str, args: argparse.Namespace, results: dict[str, Any]
 ) -> tuple[str, bool]:
@@ -143,13 +176,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--repeat", type=int, default=200, help="warm reads per figure of the service alone"
+        "--repeat",
+        type=int,
+        default=200,
+        help="warm reads per figure of the service alone (tables 2 and 4)",
     )
     parser.add_argument(
         "--stdio-repeat",
         type=int,
         default=300,
-        help="calls per server and format over stdio, in 6 interleaved rounds",
+        help="calls per server and format (table 1) or call (table 5) over stdio, "
+        "in 6 interleaved rounds",
     )
     parser.add_argument(
         "--sizes",
@@ -175,6 +212,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="days of the no-cache week to run (1-7; counts are scaled to 7). "
         "Every uncached read is a live fetch: a full week takes ~2.5 min per database",
     )
+    parser.add_argument(
+        "--activity-sizes",
+        type=sizes,
+        default=[5000],
+        help="activities stored for tables 4 and 5, beyond the demo's synced history "
+        "(always the first row; default 5000)",
+    )
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument(
         "--load-seconds", type=float, default=60.0, help="length of the gunicorn load run"
@@ -182,6 +226,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-clients", type=int, default=16)
     parser.add_argument(
         "--no-positions", action="store_true", help="skip tables 1 and 2 and the cache figures"
+    )
+    parser.add_argument(
+        "--no-activities", action="store_true", help="skip tables 4 and 5 (activity history)"
     )
     parser.add_argument("--no-load", action="store_true", help="skip the gunicorn load run")
     parser.add_argument("--no-faults", action="store_true", help="skip fault recovery")
@@ -222,16 +269,21 @@ def main(argv: list[str] | None = None) -> int:
             "### 2. The service alone as the portfolio grows (`PositionViews.answer`, in process)"
             "\n\n" + growth.markdown({k: f["growth"] for k, f in per_kind.items()})
         )
+    later: list[str] = []  # tables 4 and 5: measured before the load run, printed after it
+    if not args.no_activities:
+        later, ok = activity_sections(kinds, args, results)
+        status = status if ok else 1
     if not args.no_load:
         if server:
             progress("load run")
             section, ok = load_section(load, server, args, results)
             sections.append(section)
-            status = 0 if ok else 1
+            status = status if ok else 1
         else:
             sections.append(
                 "### 3. Load\n\nskipped: needs Postgres (BENCH_DATABASE_URL or TEST_DATABASE_URL)"
             )
+    sections.extend(later)
     if not args.no_positions:
         sections.append("### Cache, cold start, a week of calls\n\n" + cache.markdown(per_kind))
     if not args.no_faults:

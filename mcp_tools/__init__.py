@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mcp_tools import health, migration, positions, trading
+from mcp_tools import activities, health, migration, positions, trading
 from mcp_tools.registration import registrar
 
 if TYPE_CHECKING:
@@ -25,5 +25,5 @@ def register_all(
     server: MCPServer, get_services: ServicesFactory, *, read_only: bool = False
 ) -> None:
     tools = registrar(server, get_services, read_only=read_only)
-    for module in (positions, migration, health, trading):
+    for module in (positions, activities, migration, health, trading):
         module.register(tools, get_services)

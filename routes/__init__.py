@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Flask
 
 from routes import (
+    activity,
     auth,
     connections,
     costs,
@@ -29,6 +30,7 @@ def register_blueprints(app: Flask) -> None:
         health,
         auth,
         positions,
+        activity,
         connections,
         plaid,
         snaptrade,

@@ -1,6 +1,7 @@
 """The emulator's HTTP admin switches under ``/_emulator/``: health, faults, latency,
-holds, counters, connection switches, holding units and security descriptions, for a test
-or process that has no Python handle on the emulator (it runs in another process).
+holds, counters, connection switches, holding units, security descriptions and activity
+corrections, for a test or process that has no Python handle on the emulator (it runs in
+another process).
 
 Each switch maps onto a :class:`sandbox.faults.Controls` method. The switches answer
 only when the emulator was started for tests (``start_emulator``) or with
@@ -49,6 +50,9 @@ def admin_rules() -> list[Rule]:
         Rule(f"{base}/description", endpoint="admin description", methods=["POST"]),
         Rule(f"{base}/cost-basis", endpoint="admin cost basis", methods=["POST"]),
         Rule(f"{base}/cash", endpoint="admin cash", methods=["POST"]),
+        Rule(f"{base}/activity/list", endpoint="admin activity list", methods=["GET"]),
+        Rule(f"{base}/activity/correct", endpoint="admin activity correct", methods=["POST"]),
+        Rule(f"{base}/activity/remove", endpoint="admin activity remove", methods=["POST"]),
         Rule(
             f"{base}/connections/<authorizationId>/disable",
             endpoint="admin disable",
@@ -113,6 +117,9 @@ def serve_admin(
                     408, {"error": str(exc), "held": controls.held(body["endpoint"])}
                 )
             return ApiResponse(200, {"held": held})
+        if key == "admin activity list":
+            history = controls.list_activities(request.args["account"])
+            return ApiResponse(200, {"activities": [a.to_json() for a in history]})
         if key == "admin release":
             return ApiResponse(200, {"released": controls.release(body.get("endpoint"))})
         if key == "admin hold":
@@ -146,6 +153,15 @@ def serve_admin(
             controls.set_cost_basis(body["account"], body["ticker"], body["cost_basis"])
         elif key == "admin cash":
             controls.set_cash(body["account"], body["currency"], body["amount"])
+        elif key == "admin activity correct":
+            controls.correct_activity(
+                body["account"],
+                body["activity_id"],
+                amount=body.get("amount"),
+                new_id=body.get("new_id"),
+            )
+        elif key == "admin activity remove":
+            controls.remove_activity(body["account"], body["activity_id"])
         elif key == "admin complete link":
             token = controls.complete_link(params["linkToken"], body["institution"])
             return ApiResponse(200, {"public_token": token})

@@ -59,10 +59,11 @@ def _decode(cursor: str) -> dict[str, Any] | None:
     return fields if isinstance(fields, dict) else None
 
 
-def cursor_offset(cursor: Any, *, what: str, tag: str) -> int:
-    """The offset a cursor points at; refuses a malformed cursor, or one of another generation."""
+def cursor_fields(cursor: Any, *, what: str) -> dict[str, Any] | None:
+    """A cursor's fields when it is one of ``what`` (None for no cursor); refuses anything
+    else. Cheap, so a caller checks it before doing any work for the request."""
     if cursor is None:
-        return 0
+        return None
     fields = (
         _decode(cursor) if isinstance(cursor, str) and len(cursor) <= MAX_CURSOR_LENGTH else None
     )
@@ -80,24 +81,40 @@ def cursor_offset(cursor: Any, *, what: str, tag: str) -> int:
             "page unchanged, or leave it out to start at the first page",
             field="cursor",
         )
+    return fields
+
+
+def cursor_offset(
+    cursor: Any, *, what: str, tag: str, changed: str = "positions that have changed since"
+) -> int:
+    """The offset a cursor points at; refuses a malformed cursor, or one of another generation."""
+    fields = cursor_fields(cursor, what=what)
+    if fields is None:
+        return 0
     if fields.get("g") != tag:
         raise InvalidInput(
-            "this cursor was cut from positions that have changed since (they were refreshed): "
-            "start again from the first page, without a cursor",
+            f"this cursor was cut from {changed} (they were refreshed): start again from the "
+            "first page, without a cursor",
             field="cursor",
         )
-    return offset
+    return int(fields["o"])
 
 
 def page(
     rows: Sequence[dict[str, Any]], *, offset: int, limit: int, what: str, tag: str
 ) -> dict[str, Any]:
     """One page of ``rows`` with the fields a client pages by: total, truncated, next_cursor."""
+    return {"positions": list(rows[offset : offset + limit])} | page_fields(
+        len(rows), offset=offset, limit=limit, what=what, tag=tag
+    )
+
+
+def page_fields(total: int, *, offset: int, limit: int, what: str, tag: str) -> dict[str, Any]:
+    """What a page says about the rest, for rows the database already cut to one page."""
     end = offset + limit
-    more = end < len(rows)
+    more = end < total
     return {
-        "positions": list(rows[offset:end]),
-        "total": len(rows),
+        "total": total,
         "limit": limit,
         "truncated": more,
         "next_cursor": _encode({"w": what, "g": tag, "o": end}) if more else None,

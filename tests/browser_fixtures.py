@@ -93,3 +93,19 @@ class Pages:
 
     def text(self) -> str:
         return str(self.page.inner_text("body"))
+
+    def log_in(self, email: str, password: str) -> None:
+        """Through the login form, to the positions page."""
+        self.goto("/login")
+        self.page.fill("input[name=email]", email)
+        self.page.fill("input[name=password]", password)
+        self.page.click("button:has-text('Log in')")
+        self.page.wait_for_url(f"{self.base_url}/")
+
+    def overflow(self) -> int:
+        """How many pixels the page is wider than the window (0 or less: it fits)."""
+        return int(
+            self.page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+        )

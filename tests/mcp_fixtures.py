@@ -65,3 +65,26 @@ def payload(result: Any) -> dict[str, Any]:
 def error_text(result: Any) -> str:
     assert result.is_error, result.content
     return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def stdio_server(tmp_path: Any, emulator: Any) -> Any:
+    """Parameters that start ``mcp_server.py`` over stdio on its own SQLite file, against
+    ``emulator``, as an MCP client would."""
+    import os
+    import sys
+
+    from mcp import StdioServerParameters
+
+    from settings import PROJECT_ROOT
+
+    env = {
+        **os.environ,
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'stdio.db'}",
+        "PLAID_BASE_URL": emulator.plaid_url,
+        "SNAPTRADE_BASE_URL": emulator.snaptrade_url,
+        "LOG_LEVEL": "WARNING",
+    }
+    return StdioServerParameters(
+        command=sys.executable, args=[str(PROJECT_ROOT / "mcp_server.py")], env=env
+    )

@@ -103,6 +103,16 @@ def not_tradable(value: Any) -> bool:
     return not (isinstance(value, str) and value.strip().lower() == TRADABLE_ACCOUNT)
 
 
+DATES = st.one_of(
+    st.none(),
+    st.dates().map(str),
+    st.sampled_from(["2026-02-30", "yesterday", "2026-1-5", "0001-01-01", "9999-12-31"]),
+    st.text(max_size=20),
+)
+ACCOUNT_IDS = [
+    data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"],
+    data.PLAID_ACCOUNT_IDS["merrill-cma"],
+]
 PRICES = st.one_of(st.floats(min_value=-1e6, max_value=1e12), st.sampled_from([0.01, 1, 50, 1e9]))
 TOOL_ARGUMENTS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "get_positions": arguments(
@@ -142,6 +152,26 @@ TOOL_ARGUMENTS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         }
     ),
     "get_provider_costs": arguments({}),
+    "get_activities": arguments(
+        {
+            "start_date": DATES,
+            "end_date": DATES,
+            "type": st.sampled_from(["dividend", "fee,buy", "DIVIDEND", "dividends", "", ","]),
+            "account_id": st.one_of(st.text(max_size=120), st.sampled_from(ACCOUNT_IDS)),
+            "ticker": st.one_of(st.text(max_size=30), st.sampled_from(["AAPL", "brk.b", "A B"])),
+            "limit": st.one_of(st.none(), st.integers(-(10**20), 10**20)),
+            "cursor": st.one_of(st.none(), st.text(max_size=300)),
+        }
+    ),
+    "get_income": arguments(
+        {
+            "period": st.sampled_from(
+                ["last_year", "ytd", "this_quarter", "quarterly", "", "LAST_YEAR", "custom"]
+            ),
+            "start_date": DATES,
+            "end_date": DATES,
+        }
+    ),
 }
 
 
@@ -149,6 +179,7 @@ TOOL_ARGUMENTS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
 TOOL_EXAMPLES: dict[str, list[dict[str, Any]]] = {
     # Postgres refuses NUL characters and values longer than the column (100).
     "plan_institution_migration": [{"institution": "a\x00b"}, {"institution": "x" * 300}],
+    "get_activities": [{"account_id": "\x00"}, {"ticker": "A\x00"}, {"type": "fee\x00"}],
 }
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -244,10 +275,18 @@ ROUTES = [
     ("GET", "/migrations/runs/<int:run_id>/progress"),
     ("POST", "/migrations/runs/<int:run_id>/execute"),
     ("GET", "/costs"),
+    ("GET", "/activity"),
+    ("POST", "/activity/sync"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/no/such/page"),
 ]
 KNOWN_FIELDS = [
+    "start_date",
+    "end_date",
+    "type",
+    "account_id",
+    "ticker",
+    "period",
     "format",
     "refresh_provider",
     "limit",

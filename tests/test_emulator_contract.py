@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import plaid
@@ -26,6 +27,10 @@ from plaid.model.country_code import CountryCode
 from plaid.model.institutions_get_by_id_request import InstitutionsGetByIdRequest
 from plaid.model.investments_holdings_get_request import InvestmentsHoldingsGetRequest
 from plaid.model.investments_refresh_request import InvestmentsRefreshRequest
+from plaid.model.investments_transactions_get_request import InvestmentsTransactionsGetRequest
+from plaid.model.investments_transactions_get_request_options import (
+    InvestmentsTransactionsGetRequestOptions,
+)
 from plaid.model.item_get_request import ItemGetRequest
 from plaid.model.item_public_token_exchange_request import ItemPublicTokenExchangeRequest
 from plaid.model.item_remove_request import ItemRemoveRequest
@@ -409,6 +414,117 @@ def test_snaptrade_trading_permission_switch(emulator: EmulatorHandle):
     assert emulator.controls is not None
     emulator.controls.set_trading_permission(IBKR_AUTH, True)
     assert _impact(snap, IBKR_ACCOUNT, symbol_id).body["trade"]["account"] == IBKR_ACCOUNT
+
+
+# --- activity history ---------------------------------------------------------------
+
+TRANSACTIONS_PATH = "/investments/transactions/get"
+ACTIVITIES_PATH = "/accounts/{accountId}/activities"
+
+
+def _transactions(client, token: str, **options):
+    return client.investments_transactions_get(
+        InvestmentsTransactionsGetRequest(
+            access_token=token,
+            start_date=date(2000, 1, 1),
+            end_date=date(2100, 1, 1),
+            options=InvestmentsTransactionsGetRequestOptions(**options),
+        )
+    )
+
+
+@pytest.mark.parametrize("slug", sorted(demo.PLAID_ACCESS_TOKENS))
+def test_plaid_investment_transactions_fit_the_sdk_models(plaid_wire: PlaidWire, slug: str):
+    token = demo.PLAID_ACCESS_TOKENS[slug]
+    response = _transactions(plaid_wire.client, token, count=500)
+    answer = plaid_wire.check(TRANSACTIONS_PATH)
+    assert response.total_investment_transactions == len(response.investment_transactions)
+    assert response.item.item_id == data.PLAID_ITEM_IDS[slug]
+    assert [a.mask for a in response.accounts] == [t.mask for t in data.INSTITUTIONS[slug].accounts]
+    kinds = {(t.type.value, t.subtype.value) for t in response.investment_transactions}
+    expected = {("buy", "buy"), ("sell", "sell"), ("cash", "dividend"), ("cash", "interest")}
+    expected |= {("cash", "deposit")} | (
+        {("fee", "account fee")} if slug == "merrill-lynch" else set()
+    )
+    assert kinds == expected
+    # A page's securities are the holdings' securities, as /investments/holdings/get sends them.
+    plaid_wire.client.investments_holdings_get(InvestmentsHoldingsGetRequest(access_token=token))
+    held = {
+        s["security_id"]: s for s in plaid_wire.check("/investments/holdings/get")["securities"]
+    }
+    assert answer["securities"]
+    assert all(held[s["security_id"]] == s for s in answer["securities"])
+
+    page = _transactions(plaid_wire.client, token, count=7, offset=3)
+    plaid_wire.check(TRANSACTIONS_PATH)
+    assert [t.investment_transaction_id for t in page.investment_transactions] == [
+        t.investment_transaction_id for t in response.investment_transactions[3:10]
+    ]
+
+
+def test_snaptrade_activities_fit_the_spec(snap_wire: SnapWire):
+    snap = snap_wire.client.account_information
+    for account_id in (IBKR_ACCOUNT, SCHWAB_ACCOUNT):
+        activities = snap.get_account_activities(
+            account_id=account_id,
+            start_date=date(2000, 1, 1),
+            end_date=date(2100, 1, 1),
+            offset=0,
+            limit=1000,
+            type="BUY,SELL,DIVIDEND,INTEREST,FEE,CONTRIBUTION,WITHDRAWAL",
+            **DEMO_USER,
+        )
+        answer = snap_wire.check("get", ACTIVITIES_PATH)
+        assert activities.body["pagination"]["total"] == len(activities.body["data"])
+        positions = snap.get_all_account_positions(account_id=account_id, **DEMO_USER)
+        instruments = {
+            p["instrument"]["symbol"]: p["instrument"] for p in positions.body["results"]
+        }
+        for activity in answer["data"]:
+            symbol = activity["symbol"]
+            if symbol is None:
+                assert activity["type"] in ("INTEREST", "FEE", "CONTRIBUTION", "WITHDRAWAL")
+                continue
+            # The universal symbol of the position it belongs to: same id and FIGI.
+            instrument = instruments[symbol["symbol"]]
+            assert symbol["id"] == instrument["id"]
+            assert symbol["figi_code"] == instrument["figi_instrument"]["figi_code"]
+    # An account the user does not own: a 404 in the error shape SnapTrade documents.
+    with pytest.raises(SnapTradeApiException) as refused:
+        snap.get_account_activities(account_id=data.stable_uuid("unknown"), **DEMO_USER)
+    assert refused.value.status == 404
+    snap_wire.check("get", ACTIVITIES_PATH, 404)
+
+
+def test_the_plaid_transactions_check_refuses_a_broken_answer(plaid_wire: PlaidWire):
+    _transactions(plaid_wire.client, IBKR_TOKEN, count=5)
+    answer = plaid_wire.check(TRANSACTIONS_PATH)
+    for break_it, named in (
+        (_set("investment_transactions.0.subtype", "purchase"), "purchase"),
+        (_set("investment_transactions.0.amount", "12.50"), "amount"),
+        (_set("investment_transactions.0.fees", _REMOVE), "fees"),
+        (_set("total_investment_transactions", _REMOVE), "total_investment_transactions"),
+    ):
+        broken = copy.deepcopy(answer)
+        break_it(broken)
+        problems = plaid_wire.models.answer_problems(TRANSACTIONS_PATH, 200, broken)
+        assert any(named in problem for problem in problems), problems
+
+
+def test_the_snaptrade_activities_check_refuses_a_broken_answer(snap_wire: SnapWire):
+    snap_wire.client.account_information.get_account_activities(
+        account_id=IBKR_ACCOUNT, limit=5, **DEMO_USER
+    )
+    answer = snap_wire.check("get", ACTIVITIES_PATH)
+    for path, value in (
+        ("pagination.total", "12"),
+        ("data.0.trade_date", "2026-11-02"),
+        ("data.0.amount", "58.50"),
+    ):
+        broken = copy.deepcopy(answer)
+        _set(path, value)(broken)
+        with pytest.raises(ValidationError):
+            snap_wire.schema.validate("get", ACTIVITIES_PATH, 200, broken)
 
 
 # --- the seeded data ----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import queue
@@ -17,6 +18,7 @@ import plaid
 import pytest
 import requests
 from plaid.model.investments_holdings_get_request import InvestmentsHoldingsGetRequest
+from plaid.model.investments_transactions_get_request import InvestmentsTransactionsGetRequest
 from plaid.model.item_remove_request import ItemRemoveRequest
 from snaptrade_client import ApiException as SnapTradeApiException
 
@@ -234,6 +236,104 @@ def test_clear_removes_faults(emulator: EmulatorHandle, controls: Controls):
     assert _snaptrade_failure(emulator).status == 503
     controls.clear()
     assert _positions(emulator).status == 200
+
+
+# --- the activity-history endpoints ------------------------------------------------------
+
+TRANSACTIONS = "plaid /investments/transactions/get"
+ACTIVITIES = "snaptrade /accounts/{accountId}/activities"
+HISTORY_ENDPOINTS = {
+    TRANSACTIONS: ("investment_transactions", IBKR_TOKEN),
+    ACTIVITIES: ("data", IBKR_ACCOUNT),
+}
+
+
+def _raw_history(emulator: EmulatorHandle, endpoint: str) -> requests.Response:
+    if endpoint == TRANSACTIONS:
+        return requests.post(
+            f"{emulator.plaid_url}/investments/transactions/get",
+            json={"access_token": IBKR_TOKEN, "start_date": "2000-01-01", "end_date": "2100-01-01"},
+            headers={"PLAID-CLIENT-ID": demo.PLAID_CLIENT_ID, "PLAID-SECRET": demo.PLAID_SECRET},
+            timeout=5,
+        )
+    return signed_snaptrade_request(emulator, "GET", f"/accounts/{IBKR_ACCOUNT}/activities")
+
+
+@pytest.mark.parametrize("endpoint", sorted(HISTORY_ENDPOINTS))
+def test_the_history_endpoints_answer_every_generic_fault(
+    emulator: EmulatorHandle, controls: Controls, endpoint: str
+):
+    required, subject = HISTORY_ENDPOINTS[endpoint]
+    controls.fail(endpoint, "503", times=1)
+    unavailable = _raw_history(emulator, endpoint)
+    assert unavailable.status_code == 503
+
+    controls.fail(endpoint, "malformed", times=1)
+    malformed = _raw_history(emulator, endpoint)
+    assert malformed.status_code == 200
+    with pytest.raises(ValueError):
+        json.loads(malformed.content)
+
+    controls.fail(endpoint, "missing_field", times=1)
+    missing = _raw_history(emulator, endpoint).json()
+    assert required not in missing
+    assert missing  # the rest of the answer is there
+
+    controls.fail(endpoint, "drop", times=1)
+    with pytest.raises(requests.ConnectionError):
+        _raw_history(emulator, endpoint)
+
+    controls.set_latency(endpoint, 0.05)
+    assert _raw_history(emulator, endpoint).status_code == 200
+    assert controls.requests(endpoint)[-1].latency == 0.05
+    controls.clear()
+    healthy = _raw_history(emulator, endpoint)
+    assert healthy.status_code == 200 and healthy.json()[required]
+    assert controls.calls(endpoint, subject=subject) == 6
+
+
+def test_plaid_transactions_rate_limit_and_item_errors(
+    emulator: EmulatorHandle, controls: Controls
+):
+    controls.fail(TRANSACTIONS, "RATE_LIMIT_EXCEEDED", times=1)
+    limited = _raw_history(emulator, TRANSACTIONS)
+    assert limited.status_code == 429
+    assert limited.json()["error_code"] == "INVESTMENT_TRANSACTIONS_LIMIT"
+    controls.fail(TRANSACTIONS, "ITEM_LOGIN_REQUIRED", subject=IBKR_TOKEN)
+    assert _raw_history(emulator, TRANSACTIONS).json()["error_code"] == "ITEM_LOGIN_REQUIRED"
+    controls.fail(TRANSACTIONS, "missing_field", times=1)
+    with pytest.raises(TypeError):  # how plaid-python reports a missing required field
+        plaid_client(emulator).investments_transactions_get(
+            InvestmentsTransactionsGetRequest(
+                access_token=MERRILL_TOKEN,
+                start_date=datetime.date(2026, 1, 1),
+                end_date=datetime.date(2026, 6, 1),
+            )
+        )
+
+
+def test_snaptrade_activities_faults(emulator: EmulatorHandle, controls: Controls):
+    controls.fail(ACTIVITIES, "3003", times=1)
+    disabled = _raw_history(emulator, ACTIVITIES)
+    assert disabled.status_code == 402 and disabled.json()["code"] == "3003"
+    controls.fail(ACTIVITIES, "500", subject=SCHWAB_ACCOUNT)
+    assert _raw_history(emulator, ACTIVITIES).status_code == 200  # another account
+    with pytest.raises(SnapTradeApiException) as failed:
+        snaptrade_client(emulator).account_information.get_account_activities(
+            account_id=SCHWAB_ACCOUNT, **DEMO_USER
+        )
+    assert failed.value.status == 500
+
+
+@pytest.mark.parametrize("endpoint", sorted(HISTORY_ENDPOINTS))
+def test_a_held_history_request_is_answered_when_released(
+    emulator: EmulatorHandle, controls: Controls, endpoint: str
+):
+    with controls.hold(endpoint) as hold:
+        _, answers = _in_thread(lambda: _raw_history(emulator, endpoint))
+        assert hold.wait_until_held(1) == 1
+        assert answers.empty()
+    assert _status(answers.get(timeout=10)) == 200
 
 
 # --- counters and latency ---------------------------------------------------------------

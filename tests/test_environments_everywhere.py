@@ -28,6 +28,8 @@ TOOL_CALLS: dict[str, dict[str, Any]] = {
     "list_trades": {},
     "plan_institution_migration": {"institution": "interactive-brokers"},
     "get_provider_costs": {},
+    "get_activities": {"limit": 3},
+    "get_income": {"period": "last_year"},
 }
 
 

@@ -44,7 +44,7 @@ from sqlalchemy import select
 from mcp_server import build_server
 from sandbox import data, demo
 from sandbox.server import start_emulator
-from services.models import PositionRow, ProviderCall, TradeOrder, TradePreview
+from services.models import ActivityRow, PositionRow, ProviderCall, TradeOrder, TradePreview
 from tests.conftest import FakeClock, find_secrets, make_services, make_settings
 from tests.retry_waits import record_retry_wait
 from tests.web_fixtures import make_app, wait_for_link
@@ -276,6 +276,42 @@ def mcp_plan_migration(hub: Hub, provider: str) -> Outcome:
     return mcp_outcome(result, lambda payload: not payload["ok"])
 
 
+def sync_activities_then_expire(hub: Hub) -> None:
+    # A stored history first (no fault yet), then past the activity lifetime (24 h here).
+    outcome = hub.services.activities.sync_now()
+    assert outcome["ok"], outcome
+    hub.clock.advance(hours=25)
+
+
+def activities_show_error(payload: dict[str, Any], provider: str) -> bool:
+    info = payload["cache_info"][provider]
+    return bool(info["stale"] and info["error"])
+
+
+def mcp_get_activities(hub: Hub, provider: str) -> Outcome:
+    result = mcp_call(hub.services, "get_activities", {"limit": 5})
+    return mcp_outcome(result, lambda payload: activities_show_error(payload, provider))
+
+
+def mcp_get_income(hub: Hub, provider: str) -> Outcome:
+    result = mcp_call(hub.services, "get_income", {"period": "last_12_months"})
+    return mcp_outcome(result, lambda payload: activities_show_error(payload, provider))
+
+
+def web_activity_page(hub: Hub, provider: str) -> Outcome:
+    response = checked_response(web_client(hub).get("/activity"))
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    return Outcome(response_text(response), '<span class="warn">· ' in page)
+
+
+def cli_income(hub: Hub, provider: str) -> Outcome:
+    result = run_cli(hub, "income", "--period", "last_12_months")
+    if result.exit_code:
+        return Outcome(result.output, True, result.stderr)
+    return Outcome(result.output, activities_show_error(json.loads(result.stdout), provider))
+
+
 def web_api_positions(hub: Hub, provider: str) -> Outcome:
     response = checked_response(web_client(hub).get("/api/positions?format=summary"))
     if response.status_code >= 400:
@@ -405,6 +441,10 @@ SURFACES: dict[str, Surface] = {
     "web POST /snaptrade/connect": Surface(web_snaptrade_connect),
     "web POST /snaptrade/connect (new user)": Surface(web_snaptrade_connect, user=NEW_USER),
     "cli positions": Surface(cli_positions, expire_caches, records_state=True),
+    "mcp get_activities": Surface(mcp_get_activities, sync_activities_then_expire),
+    "mcp get_income": Surface(mcp_get_income, sync_activities_then_expire),
+    "web GET /activity": Surface(web_activity_page, sync_activities_then_expire),
+    "cli income": Surface(cli_income, sync_activities_then_expire),
     "cli health": Surface(cli_health, records_state=True),
     "cli migrate-institution": Surface(cli_migrate),
     "cli migrate-institution --execute": Surface(
@@ -517,6 +557,11 @@ CALLS = [
     Call("snaptrade /snapTrade/registerUser", ("web POST /snaptrade/connect (new user)",)),
     Call("snaptrade /snapTrade/login", ("web POST /snaptrade/connect",)),
 ]
+ACTIVITY_SURFACES = ("mcp get_activities", "mcp get_income", "web GET /activity", "cli income")
+CALLS += [
+    Call("plaid /investments/transactions/get", ACTIVITY_SURFACES),
+    Call("snaptrade /accounts/{accountId}/activities", ACTIVITY_SURFACES),
+]
 PLACE_ORDER = "snaptrade /trade/{tradeId}"
 
 # Where the timeout runs. Each timeout case waits ATTEMPTS x TIMEOUT_SECONDS for real, and a
@@ -547,6 +592,8 @@ TIMEOUT_SURFACES = {
     "snaptrade /trade/{tradeId}": ("mcp execute_trade",),
     "snaptrade /snapTrade/registerUser": ("web POST /snaptrade/connect (new user)",),
     "snaptrade /snapTrade/login": ("web POST /snaptrade/connect",),
+    "plaid /investments/transactions/get": ("mcp get_activities", "web GET /activity"),
+    "snaptrade /accounts/{accountId}/activities": ("mcp get_income", "cli income"),
 }
 assert {s for surfaces in TIMEOUT_SURFACES.values() for s in surfaces} == set(SURFACES)
 
@@ -564,10 +611,13 @@ CASES = [
 
 
 def cache_rows(engine: Any, provider: str) -> list[tuple[Any, ...]]:
-    table = PositionRow.__table__
+    """The provider's cached positions and activities."""
+    rows = []
     with engine.connect() as conn:
-        query = select(table).where(table.c.provider == provider).order_by(table.c.id)
-        return [tuple(row) for row in conn.execute(query)]
+        for table in (PositionRow.__table__, ActivityRow.__table__):
+            query = select(table).where(table.c.provider == provider).order_by(table.c.id)
+            rows += [tuple(row) for row in conn.execute(query)]
+    return rows
 
 
 def stored_secrets(store: Any) -> tuple[dict[str, str], list[str]]:
@@ -679,7 +729,8 @@ def test_a_provider_fault_is_reported_changes_nothing_and_is_retried_within_boun
     surface = SURFACES[surface_name]
     provider = call.provider
     other = next(p for p in PROVIDER_NAMES if p != provider)
-    env = {f"{other.upper()}_CACHE_HOURS": "1000"}  # only the faulted provider expires
+    # Only the faulted provider's caches expire.
+    env = {f"{other.upper()}_CACHE_HOURS": "1000", f"{other.upper()}_ACTIVITY_CACHE_HOURS": "1000"}
     if fault.latency:
         # Only where it is the fault: a short timeout on every case would flake under load.
         env["PROVIDER_TIMEOUT_SECONDS"] = str(TIMEOUT_SECONDS)

@@ -78,11 +78,7 @@ def test_in_chromium_the_totals_and_gains_read_on_a_desktop_and_a_phone(
             tab = Pages(context.new_page(), base_url)
             page = tab.page
             page.set_default_timeout(WAIT_MS)
-            tab.goto("/login")
-            page.fill("input[name=email]", hub.user_email)
-            page.fill("input[name=password]", TEST_PASSWORD)
-            page.click("button:has-text('Log in')")
-            page.wait_for_url(f"{base_url}/")
+            tab.log_in(hub.user_email, TEST_PASSWORD)
             answer = hub.position_views.answer("summary")
             total = page.inner_text(".base-total")
             assert f"{money(answer['base_total'])} USD" in total
@@ -92,10 +88,7 @@ def test_in_chromium_the_totals_and_gains_read_on_a_desktop_and_a_phone(
             assert nvda.locator(".position-gain").inner_text().strip() == "unknown"
             gain_text = page.inner_text(".portfolio-gain")
             assert money(answer["gains"]["unrealized_gain"]) in gain_text
-            overflow = page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
-            assert overflow <= 0, f"the positions page is {overflow}px wider on a {name}"
+            assert tab.overflow() <= 0, f"the positions page is {tab.overflow()}px wider ({name})"
             tab.shot(f"positions-values-{name}")
             context.close()
     assert tab.problems == []

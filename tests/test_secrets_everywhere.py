@@ -303,6 +303,11 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
     keep("migration done", client.get(moved.headers["Location"]))
     keep("migrations", client.get("/migrations"))
     keep("migration unknown run", client.get("/migrations/runs/999999"))
+    # The activity history: the page, a filter, a bad date, and a sync.
+    keep("activity", client.get("/activity"))
+    keep("activity filtered", client.get("/activity?type=dividend&ticker=AAPL"))
+    keep("activity bad date", client.get("/activity?start_date=someday"))
+    keep("activity sync", client.post("/activity/sync", data={"csrf_token": token}))
     keep("logout", client.post("/logout", data={"csrf_token": token}))
 
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
@@ -336,6 +341,9 @@ def test_no_cli_command_prints_a_credential(hub: Any, emulator: Any) -> None:
         ("reject-trade", preview_id),
         ("reject-trade", preview_id),  # already rejected
         ("refresh-rates",),  # FX_RATES_URL is not set: one line saying so
+        ("activities", "--type", "dividend", "--limit", "3"),
+        ("activities", "--start", "someday"),
+        ("income", "--period", "last_year"),
     ]
     assert {args[0] for args in runs} | {"set-password"} == set(app.cli.commands)
     for args in runs:

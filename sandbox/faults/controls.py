@@ -6,9 +6,10 @@ overrides of the shared state, and reads that state out.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
-from sandbox import overrides
+from sandbox import activity, overrides
 from sandbox.faults.holds import Hold, Holds
 from sandbox.faults.recorder import RecordedRequest, Recorder
 from sandbox.faults.rules import ALL_ENDPOINTS, FaultRule, FaultSwitches
@@ -206,6 +207,37 @@ class Controls:
         (0 removes it); any three-letter code, so a test can use one without a rate."""
         with self._store.transaction() as state:
             overrides.set_cash(state, account_key, currency, amount)
+
+    def correct_activity(
+        self,
+        account_key: str,
+        activity_id: str,
+        *,
+        amount: float | None = None,
+        new_id: str | None = None,
+    ) -> None:
+        """Make both providers serve an activity with ``amount`` (signed: positive = cash
+        into the account) and/or under ``new_id``, as a provider correcting it would.
+
+        ``activity_id`` is an id :meth:`list_activities` returns today; a ValueError when
+        the account serves no such activity or ``new_id`` is taken.
+        """
+        with self._store.transaction() as state:
+            activity.correct_activity(
+                state, account_key, activity_id, self._today(), amount=amount, new_id=new_id
+            )
+
+    def remove_activity(self, account_key: str, activity_id: str) -> None:
+        """Make an activity vanish from the account's history on every provider."""
+        with self._store.transaction() as state:
+            activity.remove_activity(state, account_key, activity_id, self._today())
+
+    def list_activities(self, account_key: str) -> list[activity.Activity]:
+        """The account's activity history as both providers serve it now, oldest first."""
+        return activity.served_activities(self._store.read(), account_key, self._today())
+
+    def _today(self) -> date:
+        return activity.today_of(self._clock())
 
     def complete_link(self, link_token: str, institution_slug: str) -> str | None:
         """Act as the person finishing Plaid Hosted Link; returns the public token."""

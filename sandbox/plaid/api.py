@@ -23,6 +23,7 @@ from sandbox.plaid.common import (
 )
 from sandbox.plaid.items import ItemEndpoints
 from sandbox.plaid.link import LinkEndpoints
+from sandbox.plaid.transactions import TransactionEndpoints
 from sandbox.routing import ApiRequest, ApiResponse, Page, Route, retry_after_header
 from sandbox.state import StateStore
 
@@ -37,6 +38,7 @@ class PlaidApi:
         self.store = store
         items = ItemEndpoints(store)
         self._link = link = LinkEndpoints(store)
+        transactions = TransactionEndpoints(store)
         self.routes: list[Route] = [
             self._route("/investments/holdings/get", items.investments_holdings_get, "securities"),
             self._route("/accounts/get", items.accounts_get, "accounts"),
@@ -52,6 +54,11 @@ class PlaidApi:
                 "/sandbox/public_token/create", link.sandbox_public_token_create, "public_token"
             ),
             self._route("/investments/refresh", items.investments_refresh, "request_id"),
+            self._route(
+                "/investments/transactions/get",
+                transactions.investments_transactions_get,
+                "investment_transactions",
+            ),
         ]
         self.pages: list[Page] = [
             Page(("GET", "POST"), "/hosted-link/{linkToken}", link.hosted_link_page),

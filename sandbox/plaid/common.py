@@ -19,6 +19,7 @@ PREFIX = "/plaid"
 # error_type RATE_LIMIT_EXCEEDED (see Plaid's "Rate Limit Exceeded errors").
 RATE_LIMIT_CODES = {
     "/investments/holdings/get": "INVESTMENT_HOLDINGS_GET_LIMIT",
+    "/investments/transactions/get": "INVESTMENT_TRANSACTIONS_LIMIT",
     "/accounts/get": "ACCOUNTS_LIMIT",
     "/item/get": "ITEM_GET_LIMIT",
     "/institutions/get_by_id": "INSTITUTIONS_GET_BY_ID_LIMIT",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sandbox.routing import ApiRequest, ApiResponse, Page, Route, iso_timestamp, retry_after_header
 from sandbox.snaptrade.accounts import AccountEndpoints
+from sandbox.snaptrade.activities import ActivityEndpoints
 from sandbox.snaptrade.auth import Credentials
 from sandbox.snaptrade.common import (
     PREFIX,
@@ -34,6 +35,7 @@ class SnapTradeApi:
         self._connections = connections = ConnectionEndpoints(store)
         accounts = AccountEndpoints(store)
         trading = TradingEndpoints(store)
+        activities = ActivityEndpoints(store)
         self.routes: list[Route] = [
             self._route("GET", "/", self.api_status, "online"),
             self._route("POST", "/snapTrade/registerUser", credentials.register_user, "userSecret"),
@@ -43,6 +45,7 @@ class SnapTradeApi:
             self._route(
                 "GET", "/accounts/{accountId}/positions/all", accounts.positions, "results"
             ),
+            self._route("GET", "/accounts/{accountId}/activities", activities.activities, "data"),
             self._route("GET", "/authorizations", accounts.list_authorizations, "id"),
             self._route(
                 "GET", "/authorizations/{authorizationId}", accounts.authorization_detail, "id"

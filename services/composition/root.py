@@ -25,10 +25,12 @@ from core.secret_store import SecretStore
 from providers.calls import RetryPolicy
 from providers.secret_stores import build_secret_store
 from providers.snaptrade.broker import SnapTradeBrokerAdapter
+from services.activities.views import ActivityViews
 from services.auth import PasswordStore, WebAuth
 from services.background import in_a_thread
 from services.call_ledger import SqlCallLedger
 from services.clock import Clock, system_clock
+from services.composition.activity import build_activity_views
 from services.composition.clients import ProviderClients, ProviderEndpoint
 from services.connections import ConnectionRegistry
 from services.cost_service import CostService, Fees
@@ -117,7 +119,6 @@ class Services:
 
     @cached_property
     def secret_store(self) -> SecretStore:
-
         return build_secret_store(
             self.settings.secrets_backend,
             instance_dir=self.settings.instance_dir,
@@ -126,12 +127,10 @@ class Services:
 
     @cached_property
     def ledger(self) -> SqlCallLedger:
-
         return SqlCallLedger(self.engine, self.clock)
 
     @cached_property
     def connections(self) -> ConnectionRegistry:
-
         return ConnectionRegistry(self.engine, self.clock)
 
     @cached_property
@@ -206,7 +205,6 @@ class Services:
 
     @cached_property
     def access(self) -> ProviderAccess:
-
         return ProviderAccess(self.user_email, self.secret_store, self.clients)
 
     # --- the demo ----------------------------------------------------------------------
@@ -226,7 +224,6 @@ class Services:
 
     @cached_property
     def positions(self) -> PositionService:
-
         environments = self.settings.provider_envs
         fetchers: dict[str, PositionFetcher] = {
             "plaid": PlaidPositionsFetcher(self.access, self.connections, self.clock),
@@ -245,17 +242,27 @@ class Services:
 
     @cached_property
     def position_views(self) -> PositionViews:
-
         return PositionViews(self.positions, self.connections, self.fx, self.settings.base_currency)
 
     @cached_property
-    def plaid_items(self) -> PlaidItemRemoval:
+    def activities(self) -> ActivityViews:
+        """Activity history and income: what get_activities and get_income answer."""
+        return build_activity_views(
+            self.settings,
+            engine=self.engine,
+            user_email=self.user_email,
+            clock=self.clock,
+            access=self.access,
+            positions=self.positions,
+            rates=self.fx,
+        )
 
+    @cached_property
+    def plaid_items(self) -> PlaidItemRemoval:
         return PlaidItemRemoval(self.access, self.connections, self.positions)
 
     @cached_property
     def health(self) -> HealthService:
-
         return HealthService(
             self.access,
             self.connections,
@@ -266,7 +273,6 @@ class Services:
 
     @cached_property
     def costs(self) -> CostService:
-
         settings = self.settings
         return CostService(
             self.access,
@@ -283,7 +289,6 @@ class Services:
 
     @cached_property
     def migrations(self) -> MigrationService:
-
         return MigrationService(
             access=self.access,
             connections=self.connections,

@@ -16,7 +16,7 @@ Rates are never deleted, so a reader can never see fewer of them than before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, s
 from core.errors import BrokerageHubError, ConfigError, Conflict, ProviderError
 from providers.ecb import EcbRates, bundled_newest_date, bundled_rates, download_rates
 from services.clock import Clock
+from services.fx.history import REACH_BACK, RateHistory, read_history
 from services.fx.quotes import RateQuote, RateSnapshot
 from services.fx.state import STATE_ID, StateRow, read_state, writing
 from services.models import FxRate, FxState
@@ -91,6 +92,14 @@ class FxStore:
             with self._engine.connect() as fresh:
                 return self._read(on, fresh, read_state(fresh))
         return self._read(on, conn, state)
+
+    def history(self, currencies: Iterable[str], since: date, until: date) -> RateHistory:
+        """Every stored rate of ``currencies`` from just before ``since`` to ``until``, for
+        converting each amount at its own date; the bundled history is seeded that far
+        back first (once)."""
+        self.ensure_seeded(since - REACH_BACK)
+        with self._engine.connect() as conn:
+            return read_history(conn, currencies, since, until)
 
     def version(self, conn: Connection) -> int:
         """The table's version: one single-row read, for a cached view to check itself."""

@@ -5,6 +5,7 @@ provider sent; they are read back as float because the providers send JSON
 floats to begin with and every figure we show is rounded.
 """
 
+from services.models.activities import ActivityRow, ActivitySync
 from services.models.base import Amount, Base
 from services.models.fx import FxRate, FxState
 from services.models.migration import MigrationRun
@@ -14,6 +15,8 @@ from services.models.trading import TradeOrder, TradePreview
 from services.models.web import LoginAttempt, PlaidLinkSession, SnapTradePortalFlow, WebSession
 
 __all__ = [
+    "ActivityRow",
+    "ActivitySync",
     "Amount",
     "Base",
     "FxRate",
