@@ -65,9 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SNAPTRADE_CACHE_HOURS", "24", "Hours SnapTrade positions are served from cache."),
     Setting("PLAID_ACTIVITY_CACHE_HOURS", "24", "Hours Plaid activity is served before a sync."),
     Setting("SNAPTRADE_ACTIVITY_CACHE_HOURS", "24", "Hours SnapTrade activity is served unsynced."),
-    Setting(
-        "ACTIVITY_LOOKBACK_DAYS", "30", "Days each activity sync reads again, for corrections."
-    ),
+    Setting("ACTIVITY_LOOKBACK_DAYS", "30", "Days each sync reads again, for corrections."),
+    Setting("WEBHOOK_SAFETY_HOURS", "168", "Hours webhook-fed data is served without a webhook."),
     Setting("PROVIDER_TIMEOUT_SECONDS", "20", "Read timeout of every provider HTTP call."),
     Setting("PROVIDER_RETRY_ATTEMPTS", "3", "Attempts per provider call on 429, 5xx or network."),
     Setting("LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
@@ -160,7 +159,7 @@ PLAID_HOSTS = {
     "production": "https://production.plaid.com",
 }
 SNAPTRADE_HOSTS = {"production": "https://api.snaptrade.com"}
-# What FX_RATES_URL is set to in production (or the daily file, eurofxref.zip, beside it).
+# FX_RATES_URL in production (or the daily eurofxref.zip beside it).
 ECB_HISTORY_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
 
 
@@ -219,6 +218,7 @@ class Settings:
         default_factory=lambda: {"plaid": 24, "snaptrade": 24}
     )
     activity_lookback_days: int = 30
+    webhook_safety_hours: int = 168
     fx_rates_url: str = ""
 
     @property
@@ -393,6 +393,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
             "plaid": whole_hours(env, "PLAID_ACTIVITY_CACHE_HOURS"),
             "snaptrade": whole_hours(env, "SNAPTRADE_ACTIVITY_CACHE_HOURS"),
         },
+        webhook_safety_hours=whole_number(env, "WEBHOOK_SAFETY_HOURS", minimum=1, maximum=2160),
         activity_lookback_days=whole_number(env, "ACTIVITY_LOOKBACK_DAYS", minimum=0, maximum=365),
         fx_rates_url=url(env, "FX_RATES_URL", example=ECB_HISTORY_URL),
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from cli import activities, connections, portfolio, rates, setup, trades
+from cli import activities, connections, portfolio, rates, setup, trades, webhooks
 from cli.errors import guard_commands
 from cli.schema import gate_commands
 
 
 def register_cli(app: Flask) -> None:
-    for module in (setup, portfolio, activities, connections, trades, rates):
+    for module in (setup, portfolio, activities, connections, trades, rates, webhooks):
         module.register(app)
     # Outside the embedded default, a schema that is behind stops every command but
     # `migrate` with one line.

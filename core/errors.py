@@ -116,6 +116,13 @@ class Conflict(BrokerageHubError):
     http_status = 409
 
 
+class WebhookRejected(BrokerageHubError):
+    """A delivery whose signature, age or body does not verify: 401, and nothing changes."""
+
+    kind = "webhook_rejected"
+    http_status = 401
+
+
 class SecretStoreError(BrokerageHubError):
     kind = "secret_store_error"
 

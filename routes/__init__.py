@@ -21,6 +21,7 @@ from routes import (
     positions,
     snaptrade,
     trades,
+    webhooks,
 )
 from routes.errors import install_error_handlers
 
@@ -37,6 +38,7 @@ def register_blueprints(app: Flask) -> None:
         trades,
         migrations,
         costs,
+        webhooks,
     ):
         app.register_blueprint(module.bp)
 

@@ -1,7 +1,7 @@
 """The emulator's HTTP admin switches under ``/_emulator/``: health, faults, latency,
-holds, counters, connection switches, holding units, security descriptions and activity
-corrections, for a test or process that has no Python handle on the emulator (it runs in
-another process).
+holds, counters, connection switches, holding units, security descriptions, activity
+corrections and webhooks, for a test or process that has no Python handle on the emulator
+(it runs in another process).
 
 Each switch maps onto a :class:`sandbox.faults.Controls` method. The switches answer
 only when the emulator was started for tests (``start_emulator``) or with
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request
@@ -69,7 +70,66 @@ def admin_rules() -> list[Rule]:
             endpoint="admin complete portal",
             methods=["POST"],
         ),
+        *webhook_rules(),
     ]
+
+
+def webhook_rules() -> list[Rule]:
+    """The webhook switches; each endpoint name starts with "admin webhooks "."""
+    base = f"{ADMIN_PREFIX}/webhooks"
+    return [
+        Rule(f"{base}/deliveries", endpoint="admin webhooks deliveries", methods=["GET"]),
+        Rule(f"{base}/wait", endpoint="admin webhooks wait", methods=["POST"]),
+        Rule(f"{base}/fault", endpoint="admin webhooks fault", methods=["POST"]),
+        Rule(f"{base}/snaptrade-url", endpoint="admin webhooks snaptrade url", methods=["POST"]),
+        Rule(f"{base}/plaid-url", endpoint="admin webhooks plaid url", methods=["POST"]),
+        Rule(f"{base}/plaid-key/rotate", endpoint="admin webhooks rotate", methods=["POST"]),
+        Rule(f"{base}/plaid/fire", endpoint="admin webhooks plaid fire", methods=["POST"]),
+        Rule(f"{base}/snaptrade/fire", endpoint="admin webhooks snaptrade fire", methods=["POST"]),
+    ]
+
+
+def serve_webhook_switch(
+    controls: Controls, key: str, request: Request, body: dict[str, Any]
+) -> ApiResponse:
+    """Answer a webhook switch (KeyError, TypeError and ValueError are the caller's 400)."""
+    if key == "admin webhooks deliveries":
+        deliveries = controls.webhook_deliveries(request.args.get("provider"))
+        return ApiResponse(200, {"deliveries": [d.to_json() for d in deliveries]})
+    if key == "admin webhooks wait":
+        count = int(body.get("count", 1))
+        # Bounded like the holds' wait: a switch never parks a server thread for long.
+        timeout = min(float(body.get("timeout", 10.0)), HOLD_LIMIT_SECONDS)
+        try:
+            attempted = len(controls.wait_for_webhooks(count, timeout))
+        except TimeoutError as exc:
+            return ApiResponse(408, {"error": str(exc)})
+        return ApiResponse(200, {"deliveries": attempted})
+    if key == "admin webhooks fault":
+        controls.webhook_fault(
+            body["kind"], int(body.get("times", 1)), provider=body.get("provider")
+        )
+    elif key == "admin webhooks snaptrade url":
+        controls.set_snaptrade_webhook_url(body["url"])
+    elif key == "admin webhooks plaid url":
+        items = controls.set_plaid_webhook_url(body["url"], body.get("access_token"))
+        return ApiResponse(200, {"items": items})
+    elif key == "admin webhooks rotate":
+        return ApiResponse(200, {"kid": controls.rotate_plaid_webhook_key()})
+    elif key == "admin webhooks plaid fire":
+        controls.fire_plaid_webhook(
+            body["access_token"], body["webhook_code"], body.get("webhook_type")
+        )
+    elif key == "admin webhooks snaptrade fire":
+        queued = controls.fire_snaptrade_webhook(
+            body["event_type"],
+            account_key=body.get("account"),
+            connection=body.get("connection"),
+            user_id=body.get("user_id"),
+            details=body.get("details"),
+        )
+        return ApiResponse(200, {"queued": queued})
+    return ApiResponse(200, {"ok": True})
 
 
 def serve_admin(
@@ -87,6 +147,8 @@ def serve_admin(
     if not isinstance(body, dict):
         return ApiResponse(400, {"error": "expected a JSON object"})
     try:
+        if key.startswith("admin webhooks "):
+            return serve_webhook_switch(controls, key, request, body)
         if key == "admin health":
             base = request.host_url.rstrip("/")
             return ApiResponse(

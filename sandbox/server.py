@@ -82,6 +82,7 @@ def start_emulator(
     clock: Callable[[], float] | None = None,
     *,
     allow_admin: bool = True,
+    snaptrade_webhook_url: str | None = None,
 ) -> EmulatorHandle:
     """Serve the emulator on 127.0.0.1:``port`` (0 = a free port) from a daemon thread.
 
@@ -89,8 +90,15 @@ def start_emulator(
     emulator processes (None: memory only); ``clock`` (unix seconds) drives SnapTrade
     timestamp checks and trade-id expiry, so tests can move time. The HTTP admin
     switches (``/_emulator/...``) answer unless ``allow_admin`` is False.
+    ``snaptrade_webhook_url`` is the webhook URL of SnapTrade's dashboard (None: SnapTrade
+    sends no webhooks until ``controls.set_snaptrade_webhook_url``).
     """
     base_url, controls, stop = _serve(port, state_path, clock or time.time, allow_admin)
+    try:
+        controls.set_snaptrade_webhook_url(snaptrade_webhook_url)
+    except ValueError:
+        stop()
+        raise
     return EmulatorHandle(base_url, controls, stop)
 
 

@@ -102,6 +102,7 @@ class ConnectionRegistry:
         connection_type: str | None = None,
         error: str | None = None,
         synced: bool = False,
+        item_id: str | None = None,
     ) -> None:
         """Upsert one connection's state (a success clears its last error)."""
         user_id = self._user_id(user_email)
@@ -113,6 +114,8 @@ class ConnectionRegistry:
             values["institution_slug"] = institution_slug
         if connection_type:
             values["connection_type"] = connection_type
+        if item_id:
+            values["item_id"] = item_id
         if synced:
             values["last_synced_at"] = now
         key = (
@@ -167,3 +170,19 @@ class ConnectionRegistry:
             if state.external_id == external_id:
                 return state
         return None
+
+    def owner_of_item(self, item_id: str) -> tuple[str, str] | None:
+        """Whose Plaid Item ``item_id`` is: (user email, institution slug), if known here."""
+        from services.models import User
+
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(User.email, ProviderConnection.external_id)
+                .join(User, User.id == ProviderConnection.user_id)
+                .where(
+                    ProviderConnection.provider == "plaid",
+                    ProviderConnection.item_id == item_id,
+                )
+                .limit(1)
+            ).first()
+        return (row[0], row[1]) if row else None

@@ -22,7 +22,7 @@ from core.errors import (
     SecretStoreError,
 )
 from core.normalized import NormalizedPosition, institution_display_name
-from providers.plaid.holdings import load_plaid_positions
+from providers.plaid.holdings import fetch_plaid_holdings, normalize_item
 from providers.plaid.items import institution_slug_of
 from providers.snaptrade.accounts import (
     authorization_id_of,
@@ -50,6 +50,8 @@ class ProviderFetch:
     keep_accounts: set[str] = field(default_factory=set)
     # how many Items / accounts answered
     sources: int = 0
+    # which answered: Plaid institution slugs, SnapTrade account ids
+    fetched_sources: set[str] = field(default_factory=set)
 
 
 def _as_provider_error(provider: str, error: BrokerageHubError) -> ProviderError:
@@ -66,6 +68,7 @@ class _SourceOutcome:
     rows: list[NormalizedPosition] | None = None
     error: BrokerageHubError | None = None
     account_id: str | None = None  # set for a per-account source (SnapTrade)
+    source: str | None = None  # the Item's slug or the account's id
 
 
 def _gather(provider: str, outcomes: list[_SourceOutcome]) -> ProviderFetch:
@@ -73,6 +76,8 @@ def _gather(provider: str, outcomes: list[_SourceOutcome]) -> ProviderFetch:
     for outcome in outcomes:
         if outcome.rows is not None:
             result.sources += 1
+            if outcome.source:
+                result.fetched_sources.add(outcome.source)
             result.positions.extend(outcome.rows)
             continue
         assert outcome.error is not None
@@ -109,15 +114,27 @@ class _Fetcher:
 class PlaidPositionsFetcher(_Fetcher):
     provider = "plaid"
 
-    def __call__(self, *, automatic: bool) -> ProviderFetch:
+    def __call__(self, *, automatic: bool, only: set[str] | None = None) -> ProviderFetch:
+        """Every Item, or with ``only`` just those (institution slugs): the others keep
+        their rows."""
         names = self._access.plaid_token_names()
         if not names:
             return ProviderFetch(positions=[])
+        skipped = [n for n in names if only is not None and institution_slug_of(n) not in only]
         client = self._access.plaid_client()
-        return _gather(
+        fetch = _gather(
             self.provider,
-            _in_parallel(lambda name: self._fetch_item(client, name, automatic), names),
+            _in_parallel(
+                lambda name: self._fetch_item(client, name, automatic),
+                [n for n in names if n not in skipped],
+            ),
         )
+        fetch.keep_institutions |= {self._institution_of(institution_slug_of(n)) for n in skipped}
+        return fetch
+
+    def _institution_of(self, slug: str) -> str:
+        state = self._connections.get(self._access.user_email, self.provider, slug)
+        return (state and state.institution_name) or institution_display_name(slug)
 
     def _fetch_item(self, client: Any, secret_name: str, automatic: bool) -> _SourceOutcome:
         email = self._access.user_email
@@ -135,13 +152,8 @@ class PlaidPositionsFetcher(_Fetcher):
                 ),
             )
         try:
-            rows = load_plaid_positions(
-                self._access.plaid_token(secret_name),
-                client,
-                user_email=email,
-                institution_slug=slug,
-                fetched_at=self._clock(),
-            )
+            raw = fetch_plaid_holdings(self._access.plaid_token(secret_name), client, subject=slug)
+            rows = normalize_item(raw, user_email=email, institution_slug=slug, at=self._clock())
         except ProviderError as exc:
             self._connections.record_error(
                 email,
@@ -162,25 +174,32 @@ class PlaidPositionsFetcher(_Fetcher):
             institution_name=rows[0].institution if rows else institution,
             institution_slug=slug,
             synced=True,
+            # Webhooks name the Item by its item_id.
+            item_id=str(raw["item"].get("item_id") or "") or None,
         )
-        return _SourceOutcome(institution, rows=rows)
+        return _SourceOutcome(institution, rows=rows, source=slug)
 
 
 class SnapTradePositionsFetcher(_Fetcher):
     provider = "snaptrade"
 
-    def __call__(self, *, automatic: bool) -> ProviderFetch:
+    def __call__(self, *, automatic: bool, only: set[str] | None = None) -> ProviderFetch:
+        """Every account, or with ``only`` just those (account ids): the others keep their
+        rows (the account list is asked for either way: it is how a new one shows up)."""
         secret = self._access.snaptrade_user_secret()
         if secret is None:
             return ProviderFetch(positions=[])
         client = self._access.snaptrade_client()
         accounts = list_user_accounts(client, self._access.user_email, secret)
-        return _gather(
+        wanted = [a for a in accounts if only is None or str(a.get("id")) in only]
+        fetch = _gather(
             self.provider,
             _in_parallel(
-                lambda account: self._fetch_account(client, secret, account, automatic), accounts
+                lambda account: self._fetch_account(client, secret, account, automatic), wanted
             ),
         )
+        fetch.keep_accounts |= {str(a.get("id")) for a in accounts if a not in wanted}
+        return fetch
 
     def _fetch_account(
         self, client: Any, secret: str, account: dict[str, Any], automatic: bool
@@ -225,4 +244,4 @@ class SnapTradePositionsFetcher(_Fetcher):
         rows = normalize_snaptrade_holdings(
             {"accounts": [raw]}, user_email=email, fetched_at=self._clock()
         )
-        return _SourceOutcome(institution, rows=rows, account_id=account_id)
+        return _SourceOutcome(institution, rows=rows, account_id=account_id, source=account_id)

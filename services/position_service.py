@@ -26,9 +26,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -39,8 +38,8 @@ from core.errors import (
     ProviderDisabled,
     ProviderError,
 )
-from core.normalized import POSITION_FIELDS, PROVIDERS
-from services.position_fetchers import ProviderFetch
+from core.normalized import PROVIDERS
+from services.position_freshness import RefreshPlan, plan_refresh
 from services.position_store import (
     EMPTY_SNAPSHOT,
     PositionRowWriter,
@@ -48,46 +47,17 @@ from services.position_store import (
     Snapshot,
     last_attempt_failed,
 )
+from services.position_types import (
+    CacheState,
+    PositionFetcher,
+    PositionsResult,
+    SourceFreshnessReader,
+)
 from services.single_flight import SingleFlight
+from services.webhooks.freshness import Freshness
 from settings import load_settings
 
 log = logging.getLogger(__name__)
-
-
-class PositionFetcher(Protocol):
-    def __call__(self, *, automatic: bool) -> ProviderFetch: ...
-
-
-@dataclass(frozen=True)
-class CacheState:
-    """Each provider's cache after a read made it as fresh as it could: what the read serves."""
-
-    snapshots: dict[str, Snapshot]
-    metadata: dict[str, dict[str, Any]]
-
-    @property
-    def generation_key(self) -> tuple[tuple[str, int], ...]:
-        """Moves whenever any provider's rows may have changed, in any process."""
-        return tuple(sorted((p, s.generation) for p, s in self.snapshots.items()))
-
-
-@dataclass
-class PositionsResult:
-    """All providers' positions plus, per provider, where they came from and how old they are."""
-
-    positions: list[dict[str, Any]]
-    _cache_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def cache_metadata(self) -> dict[str, dict[str, Any]]:
-        return self._cache_metadata
-
-    def to_dataframe(self) -> Any:
-        import pandas as pd
-
-        frame = pd.DataFrame(self.positions, columns=[*POSITION_FIELDS, "fetched_at"])
-        frame.attrs["_cache_metadata"] = self._cache_metadata
-        return frame
 
 
 class _CacheLifetime:
@@ -122,6 +92,8 @@ class PositionService:
         cache_hours: Mapping[str, int] | None = None,
         row_writer: PositionRowWriter | None = None,
         environments: Mapping[str, str] | None = None,
+        freshness: SourceFreshnessReader | None = None,
+        safety_hours: int = 168,
     ) -> None:
         # Hours each provider's rows are served from the cache (the *_CACHE_HOURS settings;
         # their defaults when none are given).
@@ -138,6 +110,9 @@ class PositionService:
         self._clock = clock
         self._store = PositionStore(engine, user_email, clock, row_writer)
         self._single_flight = SingleFlight(engine, wait_seconds=self.LOCK_WAIT_SECONDS)
+        self._source_freshness = freshness
+        self.safety_hours = safety_hours
+        self._fresh_by: dict[str, RefreshPlan] = {}
 
     # --- cache lifetimes ------------------------------------------------------------
 
@@ -151,17 +126,39 @@ class PositionService:
         hours_ago = max(0.0, (self._clock() - snapshot.fetched_at).total_seconds() / 3600)
         return hours_ago < self.cache_hours_for_provider(provider), hours_ago
 
+    def _sources(self, conn: Connection | None = None) -> list[Freshness]:
+        if self._source_freshness is None:
+            return []
+        return self._source_freshness.read(self._store.user_id(), conn)
+
+    def _plan(
+        self, provider: str, snapshot: Snapshot, sources: list[Freshness], force: bool = False
+    ) -> RefreshPlan:
+        plan = plan_refresh(
+            provider,
+            snapshot.fetched_at,
+            ttl_hours=self.cache_hours_for_provider(provider),
+            safety_hours=self.safety_hours,
+            rows=sources,
+            now=self._clock(),
+            force=force,
+        )
+        # What the next cache_info says (a label recomputed on every read, not state).
+        self._fresh_by[provider] = plan
+        return plan
+
     # --- reading --------------------------------------------------------------------
 
     def ensure_fresh(self, *, force: bool = False) -> CacheState:
         """Fetch the providers whose cache expired (all of them with ``force``), then say what
         every provider's cache holds now. Reads no rows: a warm read is one small query."""
         snapshots = self._store.snapshots()
-        stale = [
-            provider
-            for provider in self._fetchers
-            if force or not self._freshness(provider, snapshots.get(provider, EMPTY_SNAPSHOT))[0]
-        ]
+        sources = self._sources()
+        plans = {
+            p: self._plan(p, snapshots.get(p, EMPTY_SNAPSHOT), sources, force)
+            for p in self._fetchers
+        }
+        stale = [provider for provider in self._fetchers if plans[provider].stale]
         metadata: dict[str, dict[str, Any]] = {}
         # Stale providers are fetched side by side: the answer waits for the slowest
         # provider, not for the sum of both.
@@ -173,6 +170,7 @@ class PositionService:
                         provider,
                         snapshots.get(provider, EMPTY_SNAPSHOT),
                         force=force,
+                        only=plans[provider].sources,
                     )
                     for provider in stale
                 }
@@ -193,8 +191,9 @@ class PositionService:
     def peek(self, conn: Connection | None = None) -> tuple[CacheState, bool]:
         """The cache as it is, and whether a read would fetch a provider first (never fetches)."""
         snapshots = self._store.snapshots(conn)
+        sources = self._sources(conn)
         stale = any(
-            not self._freshness(p, snapshots.get(p, EMPTY_SNAPSHOT))[0] for p in self._fetchers
+            self._plan(p, snapshots.get(p, EMPTY_SNAPSHOT), sources).stale for p in self._fetchers
         )
         return self.state_of({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}), stale
 
@@ -228,7 +227,14 @@ class PositionService:
         rows, _ = self.read_cached()
         return PositionsResult(positions=rows, _cache_metadata=state.metadata)
 
-    def _fetch_stale(self, provider: str, snapshot: Snapshot, *, force: bool) -> dict[str, Any]:
+    def _fetch_stale(
+        self,
+        provider: str,
+        snapshot: Snapshot,
+        *,
+        force: bool,
+        only: frozenset[str] | None = None,
+    ) -> dict[str, Any]:
         """Fetch a stale provider; on failure its last rows stay, marked stale, with its error."""
         now = self._clock()
         recently_failed = (
@@ -241,12 +247,13 @@ class PositionService:
         if not recently_failed:
             try:
                 fetched_now = self._refresh(
-                    provider, automatic=True, seen_generation=snapshot.generation
+                    provider, automatic=True, seen_generation=snapshot.generation, only=only
                 )
             except (ProviderError, ValueError, BrokerageHubError) as exc:
                 error = exc.message if isinstance(exc, BrokerageHubError) else str(exc)
             else:
                 new_snapshot = self._store.snapshots().get(provider, EMPTY_SNAPSHOT)
+                self._plan(provider, new_snapshot, self._sources())  # what is due now
                 return self._metadata(provider, new_snapshot, from_cache=not fetched_now)
         latest = self._store.snapshots().get(provider, EMPTY_SNAPSHOT)
         meta = self._metadata(provider, latest, from_cache=True)
@@ -254,13 +261,21 @@ class PositionService:
         return meta
 
     def _metadata(self, provider: str, snapshot: Snapshot, *, from_cache: bool) -> dict[str, Any]:
-        is_fresh, hours_ago = self._freshness(provider, snapshot)
+        _, hours_ago = self._freshness(provider, snapshot)
         ttl = self.cache_hours_for_provider(provider)
-        next_refresh = snapshot.fetched_at + timedelta(hours=ttl) if snapshot.fetched_at else None
+        plan = self._fresh_by.get(provider)
+        # Fed by webhooks, the rows live until the next webhook or the safety lifetime.
+        lifetime = plan.lifetime_hours if plan else ttl
+        is_fresh = hours_ago is not None and hours_ago < lifetime
+        next_refresh = (
+            snapshot.fetched_at + timedelta(hours=lifetime) if snapshot.fetched_at else None
+        )
         return {
             "from_cache": from_cache,
             "cache_age_hours": hours_ago if from_cache else None,
             "ttl_hours": ttl,
+            "fresh_by": plan.fresh_by if plan else "lifetime",
+            "due_sources": list(plan.due) if plan else [],
             "fetched_at": snapshot.fetched_at,
             "next_refresh_after": next_refresh,
             "stale": snapshot.fetched_at is not None and not is_fresh,
@@ -320,7 +335,14 @@ class PositionService:
             self._require_provider(provider)
         return self._store.drop_rows(provider, institution=institution)
 
-    def _refresh(self, provider: str, *, automatic: bool, seen_generation: int) -> bool:
+    def _refresh(
+        self,
+        provider: str,
+        *,
+        automatic: bool,
+        seen_generation: int,
+        only: frozenset[str] | None = None,
+    ) -> bool:
         """Fetch and store under the single-flight lock; False when another caller just did."""
         with self._single_flight.hold(f"positions:{self.user_email}:{provider}", provider):
             snapshot = self._store.snapshots().get(provider, EMPTY_SNAPSHOT)
@@ -331,7 +353,12 @@ class PositionService:
                 return False
             started = self._clock()
             try:
-                fetch = self._fetchers[provider](automatic=automatic)
+                fetcher = self._fetchers[provider]
+                fetch = (
+                    fetcher(automatic=automatic)
+                    if only is None
+                    else fetcher(automatic=automatic, only=set(only))  # type: ignore[call-arg]
+                )
                 if not fetch.positions and not fetch.failures:
                     raise ValueError(
                         f"{provider} returned no accounts; the cached positions were kept"
@@ -343,7 +370,13 @@ class PositionService:
             warning = "; ".join(
                 f"{institution}: {error.message}" for institution, error in fetch.failures.items()
             )
-            self._store.replace_rows(provider, fetch, started, warning=warning or None)
+            self._store.replace_rows(
+                provider, fetch, started, warning=warning or None, partial=only is not None
+            )
+            if self._source_freshness is not None:
+                self._source_freshness.fetched(
+                    self._store.user_id(), provider, fetch.fetched_sources, started
+                )
             return True
 
     # --- storage helpers ------------------------------------------------------------

@@ -147,8 +147,13 @@ class PositionStore:
         fetched_at: datetime,
         *,
         warning: str | None = None,
+        partial: bool = False,
     ) -> None:
-        """Replace the provider's rows in ONE transaction (rows of failed sources are kept)."""
+        """Replace the provider's rows in ONE transaction (rows of failed sources are kept).
+
+        ``partial``: only some sources were asked for (a webhook said they changed); the
+        provider's fetch time stays, so the others' lifetime is not reset, but the
+        generation moves, so every view is rebuilt."""
         user_id = self.user_id()
         keep = []
         if fetch.keep_institutions:
@@ -167,7 +172,12 @@ class PositionStore:
         with self._engine.begin() as conn:
             self._row_writer.delete_rows(conn, *condition)
             self._row_writer.insert_rows(conn, rows)
-            self._write_snapshot(conn, user_id, provider, fetched_at=fetched_at, error=warning)
+            if partial:
+                self._write_snapshot(
+                    conn, user_id, provider, attempted_at=fetched_at, error=warning
+                )
+            else:
+                self._write_snapshot(conn, user_id, provider, fetched_at=fetched_at, error=warning)
 
     def record_attempt(self, provider: str, attempted_at: datetime, *, error: str) -> None:
         user_id = self.user_id()

@@ -270,6 +270,8 @@ def cache_info(metadata: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "disabled": bool(meta.get("disabled")),
             "age_hours": round(age, 1) if age is not None else None,
             "ttl_hours": meta.get("ttl_hours"),
+            "fresh_by": meta.get("fresh_by"),  # "webhook" | "lifetime"; None when disabled
+            "due_sources": meta.get("due_sources", []),
             "from_cache": meta.get("from_cache"),
             "as_of": iso(meta.get("fetched_at")),
             "next_refresh_after": iso(meta.get("next_refresh_after")),

@@ -277,6 +277,8 @@ ROUTES = [
     ("GET", "/costs"),
     ("GET", "/activity"),
     ("POST", "/activity/sync"),
+    ("POST", "/webhooks/plaid"),
+    ("POST", "/webhooks/snaptrade"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/no/such/page"),
 ]

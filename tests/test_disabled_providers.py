@@ -75,6 +75,8 @@ def test_cache_info_says_a_disabled_provider_is_disabled(plaid_disabled: Any) ->
         "disabled": True,
         "age_hours": None,
         "ttl_hours": None,
+        "fresh_by": None,
+        "due_sources": [],
         "from_cache": False,
         "as_of": None,
         "next_refresh_after": None,

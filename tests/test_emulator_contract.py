@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import re
+import socket
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -34,12 +35,16 @@ from plaid.model.investments_transactions_get_request_options import (
 from plaid.model.item_get_request import ItemGetRequest
 from plaid.model.item_public_token_exchange_request import ItemPublicTokenExchangeRequest
 from plaid.model.item_remove_request import ItemRemoveRequest
+from plaid.model.item_webhook_update_request import ItemWebhookUpdateRequest
 from plaid.model.link_token_create_hosted_link import LinkTokenCreateHostedLink
 from plaid.model.link_token_create_request import LinkTokenCreateRequest
 from plaid.model.link_token_create_request_user import LinkTokenCreateRequestUser
 from plaid.model.link_token_get_request import LinkTokenGetRequest
 from plaid.model.products import Products
+from plaid.model.sandbox_item_fire_webhook_request import SandboxItemFireWebhookRequest
 from plaid.model.sandbox_public_token_create_request import SandboxPublicTokenCreateRequest
+from plaid.model.webhook_type import WebhookType
+from plaid.model.webhook_verification_key_get_request import WebhookVerificationKeyGetRequest
 from snaptrade_client import ApiException as SnapTradeApiException
 
 from sandbox import data, demo
@@ -262,6 +267,57 @@ def test_plaid_sandbox_public_token_and_item_remove(plaid_wire: PlaidWire):
     assert json.loads(removed.value.body)["error_code"] == "ITEM_NOT_FOUND"
     # The seeded Items are untouched.
     client.accounts_get(AccountsGetRequest(access_token=MERRILL_TOKEN))
+
+
+def test_plaid_webhook_operations_fit_the_sdk_models(
+    emulator: EmulatorHandle, plaid_wire: PlaidWire
+):
+    client = plaid_wire.client
+    assert emulator.controls is not None
+    kid = emulator.controls.rotate_plaid_webhook_key()
+    answer = client.webhook_verification_key_get(WebhookVerificationKeyGetRequest(key_id=kid))
+    key = plaid_wire.check("/webhook_verification_key/get")["key"]
+    assert answer.key.kid == kid
+    assert {k: key[k] for k in ("alg", "crv", "kty", "use", "expired_at")} == {
+        "alg": "ES256",
+        "crv": "P-256",
+        "kty": "EC",
+        "use": "sig",
+        "expired_at": None,
+    }
+    with pytest.raises(plaid.ApiException):
+        client.webhook_verification_key_get(WebhookVerificationKeyGetRequest(key_id="unknown"))
+    unknown = plaid_wire.check("/webhook_verification_key/get")
+    assert unknown["error_code"] == "INVALID_WEBHOOK_VERIFICATION_KEY_ID"
+
+    # A loopback port nothing listens at: the webhooks are attempted and refused.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}/webhooks"
+    updated = client.item_webhook_update(
+        ItemWebhookUpdateRequest(access_token=MERRILL_TOKEN, webhook=nowhere)
+    )
+    plaid_wire.check("/item/webhook/update")
+    assert updated.item.webhook == nowhere
+    fired = client.sandbox_item_fire_webhook(
+        SandboxItemFireWebhookRequest(
+            access_token=MERRILL_TOKEN,
+            webhook_code="DEFAULT_UPDATE",
+            webhook_type=WebhookType("HOLDINGS"),
+        )
+    )
+    plaid_wire.check("/sandbox/item/fire_webhook")
+    assert fired.webhook_fired is True
+    with pytest.raises(plaid.ApiException):  # the IBKR Item has no webhook URL
+        client.sandbox_item_fire_webhook(
+            SandboxItemFireWebhookRequest(access_token=IBKR_TOKEN, webhook_code="LOGIN_REPAIRED")
+        )
+    assert plaid_wire.check("/sandbox/item/fire_webhook")["error_code"] == (
+        "SANDBOX_WEBHOOK_INVALID"
+    )
+    acknowledged, holdings = emulator.controls.wait_for_webhooks(2)
+    assert (acknowledged.url, acknowledged.status) == (nowhere, None)
+    assert holdings.payload()["webhook_type"] == "HOLDINGS"
 
 
 # --- SnapTrade ----------------------------------------------------------------------

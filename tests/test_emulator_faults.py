@@ -459,6 +459,72 @@ def test_stopping_the_emulator_answers_its_held_requests(tmp_path: Path):
     assert handle.controls.held() == 0
 
 
+# --- the webhook endpoints ----------------------------------------------------------------
+
+WEBHOOK_ENDPOINTS = {
+    "plaid /webhook_verification_key/get": "key",
+    "plaid /item/webhook/update": "item",
+    "plaid /sandbox/item/fire_webhook": "webhook_fired",
+}
+
+
+def _nowhere() -> str:
+    """A loopback URL nothing listens at."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/webhooks"
+
+
+@pytest.mark.parametrize("endpoint", sorted(WEBHOOK_ENDPOINTS))
+def test_the_webhook_endpoints_answer_every_generic_fault(
+    emulator: EmulatorHandle, controls: Controls, endpoint: str
+):
+    url = _nowhere()
+    controls.set_plaid_webhook_url(url, IBKR_TOKEN)
+    body = {
+        "plaid /webhook_verification_key/get": {"key_id": controls.rotate_plaid_webhook_key()},
+        "plaid /item/webhook/update": {"access_token": IBKR_TOKEN, "webhook": url},
+        "plaid /sandbox/item/fire_webhook": {
+            "access_token": IBKR_TOKEN,
+            "webhook_code": "DEFAULT_UPDATE",
+        },
+    }[endpoint]
+
+    def call() -> requests.Response:
+        return requests.post(
+            f"{emulator.plaid_url}{endpoint.split(' ', 1)[1]}",
+            json=body,
+            headers={"PLAID-CLIENT-ID": demo.PLAID_CLIENT_ID, "PLAID-SECRET": demo.PLAID_SECRET},
+            timeout=5,
+        )
+
+    required = WEBHOOK_ENDPOINTS[endpoint]
+    controls.fail(endpoint, "503", times=1)
+    assert call().status_code == 503
+    controls.fail(endpoint, "malformed", times=1)
+    with pytest.raises(ValueError):
+        json.loads(call().content)
+    controls.fail(endpoint, "missing_field", times=1)
+    missing = call().json()
+    assert required not in missing and missing["request_id"]
+    controls.fail(endpoint, "drop", times=1)
+    with pytest.raises(requests.ConnectionError):
+        call()
+    controls.fail(endpoint, "ITEM_LOGIN_REQUIRED", times=1, subject=IBKR_TOKEN)
+    if endpoint == "plaid /webhook_verification_key/get":  # no access token: not its subject
+        assert call().status_code == 200
+    else:
+        assert call().json()["error_code"] == "ITEM_LOGIN_REQUIRED"
+        controls.clear()
+    healthy = call()
+    assert healthy.status_code == 200 and healthy.json()[required]
+    assert controls.calls(endpoint) == 6
+    # A webhook goes out only when the operation ran: a malformed or incomplete answer
+    # still did it, a 503, a dropped connection or an error did not.
+    sent = 0 if endpoint.endswith("/get") else 3
+    assert len(controls.wait_for_webhooks(sent)) == sent
+
+
 # --- HTTP switches --------------------------------------------------------------------
 
 

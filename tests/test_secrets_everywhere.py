@@ -308,6 +308,9 @@ def test_no_page_json_answer_or_header_carries_a_credential(hub: Any, emulator: 
     keep("activity filtered", client.get("/activity?type=dividend&ticker=AAPL"))
     keep("activity bad date", client.get("/activity?start_date=someday"))
     keep("activity sync", client.post("/activity/sync", data={"csrf_token": token}))
+    # Webhooks: unsigned deliveries are refused (a signed one is in test_webhooks.py).
+    keep("plaid webhook unsigned", client.post("/webhooks/plaid", json={"item_id": "x"}))
+    keep("snaptrade webhook unsigned", client.post("/webhooks/snaptrade", json={"userId": "x"}))
     keep("logout", client.post("/logout", data={"csrf_token": token}))
 
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
@@ -344,6 +347,8 @@ def test_no_cli_command_prints_a_credential(hub: Any, emulator: Any) -> None:
         ("activities", "--type", "dividend", "--limit", "3"),
         ("activities", "--start", "someday"),
         ("income", "--period", "last_year"),
+        ("process-webhooks",),
+        ("update-plaid-webhooks",),
     ]
     assert {args[0] for args in runs} | {"set-password"} == set(app.cli.commands)
     for args in runs:

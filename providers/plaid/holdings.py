@@ -184,8 +184,17 @@ def load_plaid_positions(
     fetched_at: datetime | None = None,
 ) -> list[NormalizedPosition]:
     """Fetch one Item and normalize it (what the position cache calls per Item)."""
-    fetched_at = fetched_at or datetime.now(UTC)
     raw = fetch_plaid_holdings(access_token, client, subject=institution_slug)
+    return normalize_item(
+        raw, user_email=user_email, institution_slug=institution_slug, at=fetched_at
+    )
+
+
+def normalize_item(
+    raw: dict[str, Any], *, user_email: str, institution_slug: str, at: datetime | None = None
+) -> list[NormalizedPosition]:
+    """One Item's ``/investments/holdings/get`` answer in the one schema."""
+    fetched_at = at or datetime.now(UTC)
     institution = raw["item"].get("institution_name") or institution_display_name(institution_slug)
     return normalize_plaid_holdings(
         raw["holdings"],

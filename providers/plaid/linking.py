@@ -22,8 +22,10 @@ def create_link_token(
     hosted_link: bool = True,
     completion_redirect_uri: str | None = None,
     access_token: str | None = None,
+    webhook: str | None = None,
 ) -> dict[str, Any]:
-    """``/link/token/create`` for investments; with ``access_token`` it opens update mode."""
+    """``/link/token/create`` for investments; with ``access_token`` it opens update mode;
+    ``webhook`` is where Plaid sends this Item's webhooks."""
     from plaid.model.country_code import CountryCode
     from plaid.model.link_token_create_hosted_link import LinkTokenCreateHostedLink
     from plaid.model.link_token_create_request import LinkTokenCreateRequest
@@ -36,6 +38,8 @@ def create_link_token(
         "country_codes": [CountryCode("US")],
         "user": LinkTokenCreateRequestUser(client_user_id=user_email),
     }
+    if webhook:
+        kwargs["webhook"] = webhook
     if access_token:
         register_secret(access_token)
         kwargs["access_token"] = access_token

@@ -1,6 +1,6 @@
 """The Python handle on one emulator: :class:`Controls` checks endpoint keys and
 steers the switches, holds and recorder, the connection switches and holding
-overrides of the shared state, and reads that state out.
+overrides of the shared state, the webhooks it sends, and reads that state out.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sandbox.faults.rules import ALL_ENDPOINTS, FaultRule, FaultSwitches
 from sandbox.plaid.api import PlaidApi
 from sandbox.snaptrade.api import SnapTradeApi
 from sandbox.state import StateStore
+from sandbox.webhooks import WebhookDelivery
 
 
 class Controls:
@@ -79,9 +80,11 @@ class Controls:
         return self._switches.take(endpoint, subject)
 
     def clear(self) -> None:
-        """Remove every fault, latency and hold (call counts are kept)."""
+        """Remove every fault, latency and hold, webhook delivery faults included (a
+        webhook held by "reorder" is sent now); call counts and deliveries are kept."""
         self._switches.clear()
         self.release()
+        self._plaid.webhooks.outbox.clear_faults()
 
     # --- holds ------------------------------------------------------------------------
 
@@ -138,8 +141,9 @@ class Controls:
         return self._recorder.calls_by_subject(endpoint)
 
     def reset_counts(self) -> None:
-        """Forget the call counts and the recorded requests."""
+        """Forget the call counts, the recorded requests and the webhook deliveries."""
         self._recorder.reset()
+        self._plaid.webhooks.outbox.forget()
 
     def record_request(
         self,
@@ -185,6 +189,7 @@ class Controls:
         """
         with self._store.transaction() as state:
             overrides.set_units(state, account_key, ticker, units)
+        self._holdings_changed(account_key)
 
     def set_description(self, ticker: str, text: str) -> None:
         """Make both providers call the seeded security ``ticker`` ``text``, as sent.
@@ -201,12 +206,14 @@ class Controls:
         a seeded holding; None sends none at all, as a broker that does not know it."""
         with self._store.transaction() as state:
             overrides.set_cost_basis(state, account_key, ticker, cost_basis)
+        self._holdings_changed(account_key)
 
     def set_cash(self, account_key: str, currency: str, amount: float) -> None:
         """Give an account a cash balance in ``currency`` on every provider serving it
         (0 removes it); any three-letter code, so a test can use one without a rate."""
         with self._store.transaction() as state:
             overrides.set_cash(state, account_key, currency, amount)
+        self._holdings_changed(account_key)
 
     def correct_activity(
         self,
@@ -226,11 +233,15 @@ class Controls:
             activity.correct_activity(
                 state, account_key, activity_id, self._today(), amount=amount, new_id=new_id
             )
+        # A correction is the old transaction cancelled and a new one (Plaid's counts).
+        self._plaid.webhooks.transactions_changed(account_key, self._clock(), new=1, cancelled=1)
+        self._snaptrade.webhooks.transactions_changed(account_key, self._clock())
 
     def remove_activity(self, account_key: str, activity_id: str) -> None:
         """Make an activity vanish from the account's history on every provider."""
         with self._store.transaction() as state:
             activity.remove_activity(state, account_key, activity_id, self._today())
+        self._plaid.webhooks.transactions_changed(account_key, self._clock(), new=0, cancelled=1)
 
     def list_activities(self, account_key: str) -> list[activity.Activity]:
         """The account's activity history as both providers serve it now, oldest first."""
@@ -246,6 +257,67 @@ class Controls:
     def complete_connection(self, session_id: str, brokerage_slug: str) -> str:
         """Act as the person finishing the SnapTrade portal; returns the authorization id."""
         return self._snaptrade.complete_connection(session_id, brokerage_slug, self._clock())
+
+    # --- webhooks (sent only to URLs a test or the app configured) ------------------------
+
+    def set_snaptrade_webhook_url(self, url: str | None) -> None:
+        """SnapTrade's dashboard webhook URL for this emulator (None: send none)."""
+        self._snaptrade.webhooks.set_url(url)
+
+    def set_plaid_webhook_url(self, url: str | None, access_token: str | None = None) -> int:
+        """Give one live Item (None: every one, the seeded demo Items included) the webhook
+        URL a link token would have; sends nothing (``/item/webhook/update`` does)."""
+        return self._plaid.webhooks.set_item_urls(url, access_token)
+
+    def rotate_plaid_webhook_key(self) -> str:
+        """Sign Plaid webhooks with a new key from now; the old one is still served, with
+        ``expired_at`` set. Returns the new kid."""
+        return self._plaid.webhooks.keys.rotate(self._clock())
+
+    def fire_plaid_webhook(
+        self, access_token: str, webhook_code: str, webhook_type: str | None = None
+    ) -> None:
+        """What ``/sandbox/item/fire_webhook`` sends, with the codes the SDK will not send
+        (PENDING_EXPIRATION, HISTORICAL_UPDATE); ValueError when Plaid would refuse it."""
+        self._plaid.webhooks.fire_for_token(access_token, webhook_code, webhook_type, self._clock())
+
+    def fire_snaptrade_webhook(
+        self,
+        event_type: str,
+        *,
+        account_key: str | None = None,
+        connection: str | None = None,
+        user_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Send SnapTrade's ``event_type`` (nothing in the state changes); ``connection`` is
+        an authorization id or brokerage slug. Returns how many webhooks were queued."""
+        return self._snaptrade.webhooks.fire(
+            event_type,
+            self._clock(),
+            account_key=account_key,
+            connection=connection,
+            user_id=user_id,
+            details=details,
+        )
+
+    def webhook_fault(self, kind: str, times: int = 1, *, provider: str | None = None) -> None:
+        """Apply a delivery fault to the next ``times`` webhooks (of ``provider``): "late",
+        "duplicate", "reorder", "forged" or "unsigned" (see ``sandbox.webhooks``)."""
+        self._plaid.webhooks.outbox.add_fault(kind, times, provider)
+
+    def webhook_deliveries(self, provider: str | None = None) -> list[WebhookDelivery]:
+        """Every webhook delivery attempted so far, oldest first."""
+        return self._plaid.webhooks.outbox.deliveries(provider)
+
+    def wait_for_webhooks(self, count: int, timeout: float = 10.0) -> list[WebhookDelivery]:
+        """Block until ``count`` deliveries have been attempted (TimeoutError after
+        ``timeout`` seconds); returns every delivery so far."""
+        return self._plaid.webhooks.outbox.wait_for(count, timeout)
+
+    def _holdings_changed(self, account_key: str) -> None:
+        self._plaid.webhooks.holdings_changed(account_key, self._clock())
+        self._snaptrade.webhooks.holdings_changed(account_key, self._clock())
 
     # --- read-outs of the shared state (copies: changing them changes nothing) ------
 

@@ -24,6 +24,7 @@ from sandbox.plaid.common import (
 from sandbox.plaid.items import ItemEndpoints
 from sandbox.plaid.link import LinkEndpoints
 from sandbox.plaid.transactions import TransactionEndpoints
+from sandbox.plaid.webhooks import PlaidWebhooks, WebhookEndpoints
 from sandbox.routing import ApiRequest, ApiResponse, Page, Route, retry_after_header
 from sandbox.state import StateStore
 
@@ -36,9 +37,12 @@ class PlaidApi:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        # Builds and queues Plaid's webhooks (the controls reach it here too).
+        self.webhooks = webhooks = PlaidWebhooks(store)
         items = ItemEndpoints(store)
-        self._link = link = LinkEndpoints(store)
+        self._link = link = LinkEndpoints(store, webhooks)
         transactions = TransactionEndpoints(store)
+        hooks = WebhookEndpoints(store, webhooks)
         self.routes: list[Route] = [
             self._route("/investments/holdings/get", items.investments_holdings_get, "securities"),
             self._route("/accounts/get", items.accounts_get, "accounts"),
@@ -58,6 +62,11 @@ class PlaidApi:
                 "/investments/transactions/get",
                 transactions.investments_transactions_get,
                 "investment_transactions",
+            ),
+            self._route("/webhook_verification_key/get", hooks.webhook_verification_key_get, "key"),
+            self._route("/item/webhook/update", hooks.item_webhook_update, "item"),
+            self._route(
+                "/sandbox/item/fire_webhook", hooks.sandbox_item_fire_webhook, "webhook_fired"
             ),
         ]
         self.pages: list[Page] = [

@@ -1,5 +1,8 @@
 """Linking a Plaid Item: link tokens, the Hosted Link page a person finishes,
 and the public-token exchange that turns a finished link into an access token.
+
+A link token's ``webhook`` becomes the webhook URL of the Item its session makes, and a
+finished Hosted Link session sends LINK SESSION_FINISHED there (``sandbox.plaid.webhooks``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sandbox.plaid.common import (
     required_fields,
 )
 from sandbox.plaid.records import institution_by_plaid_id, item_for_token, new_item
+from sandbox.plaid.webhooks import PlaidWebhooks
 from sandbox.routing import ApiRequest, ApiResponse, html_page, iso_timestamp
 from sandbox.state import StateStore
 
@@ -28,8 +32,9 @@ LINK_TOKEN_LIFETIME_SECONDS = 4 * 60 * 60  # Plaid's default link_token lifetime
 class LinkEndpoints:
     """Handlers of the link operations and the Hosted Link page over the shared state."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, webhooks: PlaidWebhooks) -> None:
         self.store = store
+        self.webhooks = webhooks
 
     def link_token_create(self, request: ApiRequest) -> ApiResponse:
         body = required_fields(request, "client_name", "language", "country_codes", "user")
@@ -56,6 +61,7 @@ class LinkEndpoints:
             "redirect_uri": body.get("redirect_uri"),
             "update_access_token": update_token,
             "completion_redirect_uri": (hosted_link or {}).get("completion_redirect_uri"),
+            "hosted_link": hosted_link is not None,  # only Hosted Link sends SESSION_FINISHED
             "sessions": [],
         }
         with self.store.transaction() as state:
@@ -118,8 +124,9 @@ class LinkEndpoints:
     def sandbox_public_token_create(self, request: ApiRequest) -> ApiResponse:
         body = required_fields(request, "institution_id", "initial_products")
         institution = institution_by_plaid_id(body["institution_id"])
+        webhook = (body.get("options") or {}).get("webhook")
         with self.store.transaction() as state:
-            item = new_item(state, institution.slug, request.now)
+            item = new_item(state, institution.slug, request.now, webhook)
         return ApiResponse(200, {"public_token": item["public_token"], "request_id": request_id()})
 
     # --- Hosted Link -----------------------------------------------------------------
@@ -128,7 +135,8 @@ class LinkEndpoints:
         """Act as the person finishing Hosted Link; returns the new public token.
 
         For an update-mode link token (created with an access_token) no new Item
-        is made and None is returned, as with Plaid.
+        is made and None is returned, as with Plaid. A Hosted Link token with a
+        ``webhook`` then sends LINK SESSION_FINISHED to it (the public tokens made).
         """
         if institution_slug not in PLAID_INSTITUTIONS:
             raise ValueError(f"no Plaid institution {institution_slug!r}")
@@ -139,7 +147,7 @@ class LinkEndpoints:
             results: list[dict[str, Any]] = []
             public_token = None
             if not record["update_access_token"]:
-                item = new_item(state, institution_slug, now)
+                item = new_item(state, institution_slug, now, record["webhook"])
                 public_token = item["public_token"]
                 results.append(_item_add_result(state, item))
             session_id = str(uuid.uuid4())
@@ -166,6 +174,14 @@ class LinkEndpoints:
                     },
                 }
             record["sessions"].append(session)
+        if record.get("hosted_link", True):  # tokens made before the flag was kept: Hosted
+            self.webhooks.link_session_finished(
+                record["webhook"],
+                link_token,
+                session_id,
+                [public_token] if public_token else [],
+                now,
+            )
         return public_token
 
     def hosted_link_page(self, request: ApiRequest) -> ApiResponse:

@@ -29,8 +29,11 @@ def institution_by_plaid_id(institution_id: str) -> Institution:
     raise PlaidAnswerError(invalid_input("INVALID_INSTITUTION", "invalid institution_id provided"))
 
 
-def new_item(state: dict[str, Any], institution_slug: str, now: float) -> dict[str, Any]:
-    """A fresh Item waiting for its public token to be exchanged (new account ids)."""
+def new_item(
+    state: dict[str, Any], institution_slug: str, now: float, webhook: str | None = None
+) -> dict[str, Any]:
+    """A fresh Item waiting for its public token to be exchanged (new account ids), sending
+    its webhooks to ``webhook`` (None: it sends none)."""
     item_id = stable_plaid_id("item", str(uuid.uuid4()))
     institution = PLAID_INSTITUTIONS[institution_slug]
     item = {
@@ -40,6 +43,7 @@ def new_item(state: dict[str, Any], institution_slug: str, now: float) -> dict[s
         "public_token": f"public-sandbox-{uuid.uuid4()}",
         "created_at": iso_timestamp(now),
         "removed": False,
+        "webhook": webhook,
         "account_ids": {
             a.key: stable_plaid_id("account", item_id, a.key) for a in institution.accounts
         },

@@ -152,7 +152,7 @@ def item(record: dict[str, Any]) -> dict[str, Any]:
         "item_id": record["item_id"],
         "institution_id": institution.plaid_institution_id,
         "institution_name": institution.name,
-        "webhook": None,
+        "webhook": record.get("webhook"),  # None until a link token or an update sets one
         "auth_method": None,
         "error": None,
         "available_products": ["balance"],

@@ -20,6 +20,7 @@ from sandbox.snaptrade.common import (
 )
 from sandbox.snaptrade.connections import ConnectionEndpoints
 from sandbox.snaptrade.trading import TradingEndpoints
+from sandbox.snaptrade.webhooks import SnapTradeWebhooks
 from sandbox.state import StateStore
 
 
@@ -31,8 +32,10 @@ class SnapTradeApi:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
-        self._credentials = credentials = Credentials(store)
-        self._connections = connections = ConnectionEndpoints(store)
+        # Builds and queues SnapTrade's webhooks; holds the dashboard's webhook URL.
+        self.webhooks = webhooks = SnapTradeWebhooks(store)
+        self._credentials = credentials = Credentials(store, webhooks)
+        self._connections = connections = ConnectionEndpoints(store, webhooks)
         accounts = AccountEndpoints(store)
         trading = TradingEndpoints(store)
         activities = ActivityEndpoints(store)

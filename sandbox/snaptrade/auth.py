@@ -17,6 +17,7 @@ from typing import Any
 from sandbox import demo
 from sandbox.routing import ApiRequest, ApiResponse, iso_timestamp
 from sandbox.snaptrade.common import SnapTradeErrorSpec, error, snaptrade_error
+from sandbox.snaptrade.webhooks import SnapTradeWebhooks
 from sandbox.state import StateStore
 
 # SnapTrade rejects a request whose timestamp is more than 5 minutes off.
@@ -49,8 +50,9 @@ def request_signature(consumer_key: str, path: str, query: str, content: Any) ->
 class Credentials:
     """Checks each request's signature and user, and registers users, over the shared state."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, webhooks: SnapTradeWebhooks) -> None:
         self.store = store
+        self.webhooks = webhooks
 
     def authenticate(self, request: ApiRequest) -> ApiResponse | None:
         """None when the request may proceed, else SnapTrade's 400 / 401 answer."""
@@ -97,4 +99,5 @@ class Credentials:
                 return error(400, "1010", "User already exist")
             secret = str(uuid.uuid4())
             users[user_id] = {"user_secret": secret, "created_at": iso_timestamp(request.now)}
+        self.webhooks.send("USER_REGISTERED", user_id, request.now)  # only with a URL set
         return ApiResponse(200, {"userId": user_id, "userSecret": secret})

@@ -1,25 +1,32 @@
 """How SnapTrade connections are made and changed: logging a user in to the
 connection portal, the portal page a person finishes, and the switches that
 disable a connection or withdraw its trading permission.
+
+With a webhook URL set (``sandbox.snaptrade.webhooks``), a new connection sends
+CONNECTION_ADDED, a connection disabled CONNECTION_BROKEN and one enabled again (the
+switch, or a reconnect through the portal) CONNECTION_FIXED.
 """
 
 from __future__ import annotations
 
 import html
 import uuid
+from typing import Any
 
 from sandbox.data import SNAPTRADE_BROKERAGES
 from sandbox.routing import ApiRequest, ApiResponse, html_page, iso_timestamp
 from sandbox.snaptrade.access import authorization_or_error
 from sandbox.snaptrade.common import PREFIX, error
+from sandbox.snaptrade.webhooks import SnapTradeWebhooks
 from sandbox.state import StateStore
 
 
 class ConnectionEndpoints:
     """The portal login operation, the portal page and the connection switches."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, webhooks: SnapTradeWebhooks) -> None:
         self.store = store
+        self.webhooks = webhooks
 
     def login(self, request: ApiRequest) -> ApiResponse:
         body = request.json_object()
@@ -61,31 +68,28 @@ class ConnectionEndpoints:
             if session is None:
                 raise ValueError(f"unknown or used portal session {session_id!r}")
             connection_type = "read" if session["connection_type"] == "read" else "trade"
-            authorizations = state["snaptrade"]["authorizations"]
             if session["reconnect"]:
-                auth = authorizations[session["reconnect"]]
+                auth = state["snaptrade"]["authorizations"][session["reconnect"]]
+                event = "CONNECTION_FIXED" if auth["disabled"] else None
                 auth.update(type=connection_type, disabled=False, disabled_date=None)
-                return auth["id"]
-            auth_id = str(uuid.uuid4())
-            institution = SNAPTRADE_BROKERAGES[brokerage_slug]
-            authorizations[auth_id] = {
-                "id": auth_id,
-                "user_id": session["user_id"],
-                "brokerage": brokerage_slug,
-                "type": connection_type,
-                "created_date": iso_timestamp(now),
-                "disabled": False,
-                "disabled_date": None,
-                "trading_allowed": True,
-                "account_ids": {a.key: str(uuid.uuid4()) for a in institution.accounts},
-            }
-            return auth_id
+            else:
+                auth = _new_connection(
+                    state, session["user_id"], brokerage_slug, connection_type, now
+                )
+                event = "CONNECTION_ADDED"
+        if event is not None:
+            self.webhooks.connection_event(auth, event, now)
+        return str(auth["id"])
 
     def set_connection_disabled(self, authorization_id: str, disabled: bool, now: float) -> None:
         with self.store.transaction() as state:
             auth = authorization_or_error(state, authorization_id)
+            changed = auth["disabled"] != disabled
             auth["disabled"] = disabled
             auth["disabled_date"] = iso_timestamp(now) if disabled else None
+        if changed:
+            event = "CONNECTION_BROKEN" if disabled else "CONNECTION_FIXED"
+            self.webhooks.connection_event(auth, event, now)
 
     def set_trading_permission(self, authorization_id: str, allowed: bool) -> None:
         with self.store.transaction() as state:
@@ -122,3 +126,24 @@ class ConnectionEndpoints:
             f"<h1>Connect a brokerage ({html.escape(session['connection_type'])})</h1>"
             f"<form method='post' action='{action}'>{buttons}</form>",
         )
+
+
+def _new_connection(
+    state: dict[str, Any], user_id: str, brokerage_slug: str, connection_type: str, now: float
+) -> dict[str, Any]:
+    """A new connection with new account ids, stored in ``state``."""
+    auth_id = str(uuid.uuid4())
+    institution = SNAPTRADE_BROKERAGES[brokerage_slug]
+    auth = {
+        "id": auth_id,
+        "user_id": user_id,
+        "brokerage": brokerage_slug,
+        "type": connection_type,
+        "created_date": iso_timestamp(now),
+        "disabled": False,
+        "disabled_date": None,
+        "trading_allowed": True,
+        "account_ids": {a.key: str(uuid.uuid4()) for a in institution.accounts},
+    }
+    state["snaptrade"]["authorizations"][auth_id] = auth
+    return auth

@@ -38,6 +38,8 @@ class SyncState:
     last_attempt_at: datetime | None
     last_error: str | None
     generation: int
+    # A webhook said new activity is waiting (None: nothing announced).
+    due_since: datetime | None = None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -86,6 +88,7 @@ class ActivityStore:
                 last_attempt_at=_aware(row.last_attempt_at),
                 last_error=row.last_error,
                 generation=row.generation,
+                due_since=_aware(row.due_since),
             )
             for row in rows
         ]
@@ -121,7 +124,13 @@ class ActivityStore:
                 ).scalar_one()
                 if held:
                     self._upsert_state(
-                        conn, provider, source, institution, last_success_at=now, last_error=None
+                        conn,
+                        provider,
+                        source,
+                        institution,
+                        last_success_at=now,
+                        last_error=None,
+                        due_since=None,
                     )
                     return False
             conn.execute(delete(ActivityRow).where(*in_window, ActivityRow.trade_date >= start))
@@ -151,6 +160,7 @@ class ActivityStore:
                 synced_through=end,
                 last_success_at=now,
                 last_error=None,
+                due_since=None,
                 generation=ActivitySync.generation + 1,
             )
         return True

@@ -50,14 +50,21 @@ def due(syncs: list[SyncState], provider: str, ttl_hours: int, now: datetime) ->
     mine = [s for s in syncs if s.provider == provider]
     if not mine:
         return True
-    for state in mine:
-        fresh = state.last_success_at is not None and now - state.last_success_at < timedelta(
-            hours=ttl_hours
-        )
-        tried = state.last_attempt_at is not None and now - state.last_attempt_at < RETRY_AFTER
-        if not fresh and not tried:
-            return True
-    return False
+    return any(source_due(state, ttl_hours, now) for state in mine)
+
+
+def source_due(state: SyncState, ttl_hours: int, now: datetime) -> bool:
+    """A webhook announced new activity, or the last success is older than the lifetime
+    (a recent failure waits a while before the next try)."""
+    tried = state.last_attempt_at is not None and now - state.last_attempt_at < RETRY_AFTER
+    if state.due_since is not None and not (
+        state.last_attempt_at is not None and state.last_attempt_at > state.due_since and tried
+    ):
+        return True
+    fresh = state.last_success_at is not None and now - state.last_success_at < timedelta(
+        hours=ttl_hours
+    )
+    return not fresh and not tried
 
 
 class ActivitySyncer:
@@ -89,17 +96,25 @@ class ActivitySyncer:
                 self._store.syncs(), provider, self.ttl_hours[provider], self._clock()
             ):
                 return {"provider": provider, "synced": 0, "errors": {}}
-            return self._sync_sources(provider)
+            return self._sync_sources(provider, force=force)
 
-    def _sync_sources(self, provider: str) -> dict[str, Any]:
+    def _sync_sources(self, provider: str, *, force: bool = False) -> dict[str, Any]:
         sources = self._plaid_sources() if provider == "plaid" else self._snaptrade_sources()
         self._store.drop_sources(provider, keep=[s.source for s in sources])
         states = {s.source: s for s in self._store.syncs() if s.provider == provider}
         today = self._clock().date()
         errors: dict[str, str] = {}
         changed = 0
+        now = self._clock()
         for source in sources:
-            start, end = self._window(states.get(source.source), today)
+            state = states.get(source.source)
+            if (
+                not force
+                and state is not None
+                and not source_due(state, self.ttl_hours[provider], now)
+            ):
+                continue  # fresh: another source was the one due
+            start, end = self._window(state, today)
             try:
                 rows = source.fetch(start, end)
             except (ProviderError, SecretStoreError) as exc:

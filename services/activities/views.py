@@ -137,6 +137,11 @@ class ActivityViews:
             "cache_info": self.cache_info(syncs, sync_errors),
         }
 
+    def sync_due(self) -> dict[str, Any]:
+        """Sync what is due (a webhook announced it, or a lifetime passed); for a scheduler."""
+        _, errors = self._fresh(False)
+        return {"ok": not errors, "errors": errors}
+
     def sync_now(self) -> dict[str, Any]:
         """Sync every enabled provider now, whatever their lifetimes (a person asked)."""
         _, errors = self._fresh(True)

@@ -16,6 +16,7 @@ from core.errors import ProviderDisabled
 from providers.calls import CallSink, RetryPolicy
 from providers.plaid.client import make_plaid_client
 from providers.snaptrade.client import make_snaptrade_client
+from settings import PLAID_HOSTS, SNAPTRADE_HOSTS, Settings
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,26 @@ class ProviderClients:
                     retry_policy=self.retry_policy,
                 )
             return self._made[provider]
+
+
+def endpoint_for(
+    settings: Settings, provider: str, embedded: Callable[[], Any]
+) -> ProviderEndpoint | None:
+    """Where ``provider`` answers; None when it is disabled. ``embedded()`` is the emulator
+    of the embedded default, asked for only when the provider is emulated."""
+    if provider == "plaid":
+        env, host = settings.plaid_env, settings.plaid_base_url
+        client_id, secret = settings.plaid_client_id, settings.plaid_secret
+        hosts = PLAID_HOSTS
+    else:
+        env, host = settings.snaptrade_env, settings.snaptrade_base_url
+        client_id, secret = settings.snaptrade_client_id, settings.snaptrade_consumer_key
+        hosts = SNAPTRADE_HOSTS
+    if env == "disabled":
+        return None
+    if env == "emulator":
+        endpoint: ProviderEndpoint = embedded().endpoint(
+            provider, host=host, client_id=client_id, secret=secret
+        )
+        return endpoint
+    return ProviderEndpoint(host or hosts[env], client_id, secret)

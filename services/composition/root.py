@@ -31,7 +31,8 @@ from services.background import in_a_thread
 from services.call_ledger import SqlCallLedger
 from services.clock import Clock, system_clock
 from services.composition.activity import build_activity_views
-from services.composition.clients import ProviderClients, ProviderEndpoint
+from services.composition.clients import ProviderClients, ProviderEndpoint, endpoint_for
+from services.composition.webhooks import build_positions, build_receiver, plaid_webhook_url
 from services.connections import ConnectionRegistry
 from services.cost_service import CostService, Fees
 from services.db import make_engine, schema_state, upgrade_schema
@@ -44,15 +45,16 @@ from services.login_brake import LoginBrake
 from services.migration.runs import MigrationRuns
 from services.migration.service import MigrationService
 from services.plaid_items import PlaidItemRemoval
-from services.position_fetchers import PlaidPositionsFetcher, SnapTradePositionsFetcher
-from services.position_service import PositionFetcher, PositionService
+from services.position_service import PositionService
 from services.position_views import PositionViews
 from services.provider_access import ProviderAccess
 from services.single_flight import SingleFlight
 from services.trading.policy import TradingPolicy
 from services.trading.service import TradeExecutionService
 from services.web_sessions import SessionRules, WebSessions
-from settings import PLAID_HOSTS, SNAPTRADE_HOSTS, Settings, load_settings
+from services.webhooks.freshness import FreshnessStore
+from services.webhooks.receiver import WebhookReceiver
+from settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -165,20 +167,7 @@ class Services:
 
     def _endpoint(self, provider: str) -> ProviderEndpoint | None:
         """Where ``provider`` answers; None when it is disabled, so no client is ever made."""
-        settings = self.settings
-        if provider == "plaid":
-            env, host = settings.plaid_env, settings.plaid_base_url
-            client_id, secret = settings.plaid_client_id, settings.plaid_secret
-            hosts = PLAID_HOSTS
-        else:
-            env, host = settings.snaptrade_env, settings.snaptrade_base_url
-            client_id, secret = settings.snaptrade_client_id, settings.snaptrade_consumer_key
-            hosts = SNAPTRADE_HOSTS
-        if env == "disabled":
-            return None
-        if env == "emulator":
-            return self._embedded.endpoint(provider, host=host, client_id=client_id, secret=secret)
-        return ProviderEndpoint(host or hosts[env], client_id, secret)
+        return endpoint_for(self.settings, provider, lambda: self._embedded)
 
     @cached_property
     def clients(self) -> ProviderClients:
@@ -223,21 +212,35 @@ class Services:
     # --- services --------------------------------------------------------------------
 
     @cached_property
+    def freshness(self) -> FreshnessStore:
+        return FreshnessStore(self.engine)
+
+    @cached_property
     def positions(self) -> PositionService:
-        environments = self.settings.provider_envs
-        fetchers: dict[str, PositionFetcher] = {
-            "plaid": PlaidPositionsFetcher(self.access, self.connections, self.clock),
-            "snaptrade": SnapTradePositionsFetcher(self.access, self.connections, self.clock),
-        }
-        return PositionService(
+        return build_positions(
+            self.settings,
             engine=self.engine,
             user_email=self.user_email,
-            # A disabled provider gets no fetcher: it is never fetched, nor its rows read.
-            fetchers={p: f for p, f in fetchers.items() if environments[p] != "disabled"},
             clock=self.clock,
-            provider_priority=self.settings.provider_priority,
-            cache_hours=self.settings.provider_cache_hours,
-            environments=environments,
+            access=self.access,
+            connections=self.connections,
+            freshness=self.freshness,
+        )
+
+    @cached_property
+    def webhooks(self) -> WebhookReceiver:
+        """Verifies and applies Plaid's and SnapTrade's webhooks (POST /webhooks/...)."""
+        snaptrade = self._endpoint("snaptrade")
+        return build_receiver(
+            engine=self.engine,
+            clock=self.clock,
+            plaid_client=self.plaid_client,
+            snaptrade_consumer_key=snaptrade.secret if snaptrade else "",
+            connections=self.connections,
+            freshness=self.freshness,
+            link_finished=lambda token, public: self._background(
+                lambda: self.plaid_link.finish_from_webhook(token, public)
+            ),
         )
 
     @cached_property
@@ -348,6 +351,7 @@ class Services:
             positions=self.positions,
             store=self._links,
             clock=self.clock,
+            webhook_url=plaid_webhook_url(self.settings),
         )
 
     @cached_property

@@ -66,8 +66,10 @@ class PlaidLinkService:
         store: LinkStore,
         clock: Clock,
         timeout_seconds: float = LINK_TIMEOUT_SECONDS,
+        webhook_url: str | None = None,
     ) -> None:
         self._access = access
+        self._webhook_url = webhook_url
         self._connections = connections
         self._store = store
         self._clock = clock
@@ -92,6 +94,7 @@ class PlaidLinkService:
                 self._access.plaid_client(),
                 self._access.user_email,
                 completion_redirect_uri=redirect,
+                webhook=self._webhook_url,
             ),
             completion_url,
             poll_seconds,
@@ -117,6 +120,7 @@ class PlaidLinkService:
                 self._access.user_email,
                 access_token=access_token,
                 completion_redirect_uri=redirect,
+                webhook=self._webhook_url,
             ),
             completion_url,
             poll_seconds,
@@ -229,6 +233,25 @@ class PlaidLinkService:
             if job.status == WAITING:
                 self._store.set_job(job, next_poll_at=self._clock())
                 self.advance(job_id)
+
+    def finish_from_webhook(self, link_token: str, public_tokens: list[str]) -> None:
+        """Plaid's SESSION_FINISHED: finish the link with the public token it carries, with
+        no further ``/link/token/get`` (claimed, so a poll elsewhere does not finish it too)."""
+        for job_id in self._store.jobs_of_link_token(link_token):
+            job = self._store.job(job_id)
+            if job.status != WAITING:
+                continue
+            now = self._clock()
+            try:
+                if job.mode == "update":
+                    if self._store.claim_finish(job, now, now + FINISH_LEASE, FETCHING):
+                        self._finisher.finish_update(job)
+                elif public_tokens and self._store.claim_finish(
+                    job, now, now + FINISH_LEASE, EXCHANGING
+                ):
+                    self._finisher.finish_new_item(job, {}, public_tokens[0])
+            except BrokerageHubError as exc:
+                self._store.set_job(job, status=FAILED, message=exc.message, claimed_until=None)
 
     def wait_for_job(
         self, job_id: str, timeout: float, *, sleep: Callable[[float], None] = time.sleep

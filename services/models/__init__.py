@@ -13,6 +13,7 @@ from services.models.people import ProviderCall, ProviderConnection, User
 from services.models.positions import PositionRow, PositionSnapshot
 from services.models.trading import TradeOrder, TradePreview
 from services.models.web import LoginAttempt, PlaidLinkSession, SnapTradePortalFlow, WebSession
+from services.models.webhooks import SourceFreshness, WebhookEvent
 
 __all__ = [
     "ActivityRow",
@@ -29,8 +30,10 @@ __all__ = [
     "ProviderCall",
     "ProviderConnection",
     "SnapTradePortalFlow",
+    "SourceFreshness",
     "TradeOrder",
     "TradePreview",
     "User",
     "WebSession",
+    "WebhookEvent",
 ]

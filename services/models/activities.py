@@ -71,3 +71,5 @@ class ActivitySync(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     generation: Mapped[int] = mapped_column(Integer, default=0)
+    # A webhook said new activity is waiting: the next read syncs this source.
+    due_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -42,6 +42,8 @@ class ProviderConnection(Base):
     external_id: Mapped[str] = mapped_column(String(100))
     institution_name: Mapped[str | None] = mapped_column(ProviderText(200))
     institution_slug: Mapped[str | None] = mapped_column(String(100))
+    # Plaid's item_id (webhooks name the Item by it); None for SnapTrade.
+    item_id: Mapped[str | None] = mapped_column(String(100), index=True)
     connection_type: Mapped[str | None] = mapped_column(String(10))
     # ok | login_required | disabled | error | removed
     status: Mapped[str] = mapped_column(String(20), default="ok")

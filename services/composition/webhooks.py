@@ -1,0 +1,73 @@
+"""Assembling the webhook receiver and the position cache it feeds (composition root)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from providers.plaid.webhooks import fetch_verification_key
+from services.clock import Clock
+from services.connections import ConnectionRegistry
+from services.position_fetchers import PlaidPositionsFetcher, SnapTradePositionsFetcher
+from services.position_service import PositionFetcher, PositionService
+from services.provider_access import ProviderAccess
+from services.webhooks.apply import EventEffects
+from services.webhooks.freshness import FreshnessStore
+from services.webhooks.receiver import WebhookReceiver
+from settings import Settings
+
+
+def build_positions(
+    settings: Settings,
+    *,
+    engine: Engine,
+    user_email: str,
+    clock: Clock,
+    access: ProviderAccess,
+    connections: ConnectionRegistry,
+    freshness: FreshnessStore,
+) -> PositionService:
+    environments = settings.provider_envs
+    fetchers: dict[str, PositionFetcher] = {
+        "plaid": PlaidPositionsFetcher(access, connections, clock),
+        "snaptrade": SnapTradePositionsFetcher(access, connections, clock),
+    }
+    return PositionService(
+        engine=engine,
+        user_email=user_email,
+        # A disabled provider gets no fetcher: it is never fetched, nor its rows read.
+        fetchers={p: f for p, f in fetchers.items() if environments[p] != "disabled"},
+        clock=clock,
+        provider_priority=settings.provider_priority,
+        cache_hours=settings.provider_cache_hours,
+        environments=environments,
+        freshness=freshness,
+        safety_hours=settings.webhook_safety_hours,
+    )
+
+
+def build_receiver(
+    *,
+    engine: Engine,
+    clock: Clock,
+    plaid_client: Callable[[], Any],
+    snaptrade_consumer_key: str,
+    connections: ConnectionRegistry,
+    freshness: FreshnessStore,
+    link_finished: Callable[[str, list[str]], None],
+) -> WebhookReceiver:
+    return WebhookReceiver(
+        engine,
+        clock,
+        fetch_plaid_key=lambda kid: fetch_verification_key(plaid_client(), kid),
+        snaptrade_consumer_key=snaptrade_consumer_key,
+        effects=EventEffects(engine, connections, freshness, link_finished),
+    )
+
+
+def plaid_webhook_url(settings: Settings) -> str | None:
+    """Where Plaid sends this deployment's webhooks: PUBLIC_BASE_URL's /webhooks/plaid."""
+    base = settings.public_base_url
+    return f"{base.rstrip('/')}/webhooks/plaid" if base else None
