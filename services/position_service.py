@@ -32,7 +32,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from core.errors import (
-    PROVIDER_DISPLAY_NAMES,
     BrokerageHubError,
     InvalidInput,
     ProviderDisabled,
@@ -52,6 +51,7 @@ from services.position_types import (
     PositionFetcher,
     PositionsResult,
     SourceFreshnessReader,
+    disabled_metadata,
 )
 from services.single_flight import SingleFlight
 from services.webhooks.freshness import Freshness
@@ -112,7 +112,6 @@ class PositionService:
         self._single_flight = SingleFlight(engine, wait_seconds=self.LOCK_WAIT_SECONDS)
         self._source_freshness = freshness
         self.safety_hours = safety_hours
-        self._fresh_by: dict[str, RefreshPlan] = {}
 
     # --- cache lifetimes ------------------------------------------------------------
 
@@ -134,7 +133,7 @@ class PositionService:
     def _plan(
         self, provider: str, snapshot: Snapshot, sources: list[Freshness], force: bool = False
     ) -> RefreshPlan:
-        plan = plan_refresh(
+        return plan_refresh(
             provider,
             snapshot.fetched_at,
             ttl_hours=self.cache_hours_for_provider(provider),
@@ -143,9 +142,6 @@ class PositionService:
             now=self._clock(),
             force=force,
         )
-        # What the next cache_info says (a label recomputed on every read, not state).
-        self._fresh_by[provider] = plan
-        return plan
 
     # --- reading --------------------------------------------------------------------
 
@@ -180,7 +176,10 @@ class PositionService:
         for provider in self._fetchers:
             if provider not in metadata:
                 metadata[provider] = self._metadata(
-                    provider, snapshots.get(provider, EMPTY_SNAPSHOT), from_cache=True
+                    provider,
+                    snapshots.get(provider, EMPTY_SNAPSHOT),
+                    from_cache=True,
+                    plan=plans[provider],
                 )
         metadata.update(self._disabled_metadata())
         return CacheState({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, metadata)
@@ -192,21 +191,32 @@ class PositionService:
         """The cache as it is, and whether a read would fetch a provider first (never fetches)."""
         snapshots = self._store.snapshots(conn)
         sources = self._sources(conn)
-        stale = any(
-            self._plan(p, snapshots.get(p, EMPTY_SNAPSHOT), sources).stale for p in self._fetchers
+        state = self.state_of(
+            {p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, sources
         )
-        return self.state_of({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}), stale
+        stale = any(self._plan(p, state.snapshots[p], sources).stale for p in self._fetchers)
+        return state, stale
 
     def connect(self) -> Connection:
         """A connection for a caller that reads the cache state and more in one go."""
         return self._store.connect()
 
-    def state_of(self, snapshots: dict[str, Snapshot]) -> CacheState:
-        """What ``snapshots`` say about each provider's cache, as served from it."""
+    def state_of(
+        self, snapshots: dict[str, Snapshot], sources: list[Freshness] | None = None
+    ) -> CacheState:
+        """What ``snapshots`` say about each provider's cache, as served from it
+        (``sources``: what webhooks said, read now when not given)."""
+        if sources is None:
+            sources = self._sources()
         return CacheState(
             snapshots,
             {
-                **{p: self._metadata(p, snapshots[p], from_cache=True) for p in snapshots},
+                **{
+                    p: self._metadata(
+                        p, snapshots[p], from_cache=True, plan=self._plan(p, snapshots[p], sources)
+                    )
+                    for p in snapshots
+                },
                 **self._disabled_metadata(),
             },
         )
@@ -253,19 +263,21 @@ class PositionService:
                 error = exc.message if isinstance(exc, BrokerageHubError) else str(exc)
             else:
                 new_snapshot = self._store.snapshots().get(provider, EMPTY_SNAPSHOT)
-                self._plan(provider, new_snapshot, self._sources())  # what is due now
-                return self._metadata(provider, new_snapshot, from_cache=not fetched_now)
+                plan = self._plan(provider, new_snapshot, self._sources())  # what is due now
+                return self._metadata(provider, new_snapshot, from_cache=not fetched_now, plan=plan)
         latest = self._store.snapshots().get(provider, EMPTY_SNAPSHOT)
-        meta = self._metadata(provider, latest, from_cache=True)
+        plan = self._plan(provider, latest, self._sources())
+        meta = self._metadata(provider, latest, from_cache=True, plan=plan)
         meta.update(stale=True, error=error or latest.last_error)
         return meta
 
-    def _metadata(self, provider: str, snapshot: Snapshot, *, from_cache: bool) -> dict[str, Any]:
+    def _metadata(
+        self, provider: str, snapshot: Snapshot, *, from_cache: bool, plan: RefreshPlan
+    ) -> dict[str, Any]:
         _, hours_ago = self._freshness(provider, snapshot)
         ttl = self.cache_hours_for_provider(provider)
-        plan = self._fresh_by.get(provider)
         # Fed by webhooks, the rows live until the next webhook or the safety lifetime.
-        lifetime = plan.lifetime_hours if plan else ttl
+        lifetime = plan.lifetime_hours
         is_fresh = hours_ago is not None and hours_ago < lifetime
         next_refresh = (
             snapshot.fetched_at + timedelta(hours=lifetime) if snapshot.fetched_at else None
@@ -274,8 +286,8 @@ class PositionService:
             "from_cache": from_cache,
             "cache_age_hours": hours_ago if from_cache else None,
             "ttl_hours": ttl,
-            "fresh_by": plan.fresh_by if plan else "lifetime",
-            "due_sources": list(plan.due) if plan else [],
+            "fresh_by": plan.fresh_by,
+            "due_sources": list(plan.due),
             "fetched_at": snapshot.fetched_at,
             "next_refresh_after": next_refresh,
             "stale": snapshot.fetched_at is not None and not is_fresh,
@@ -287,22 +299,7 @@ class PositionService:
 
     def _disabled_metadata(self) -> dict[str, dict[str, Any]]:
         """The cache entry of each disabled provider: nothing fetched, nothing served."""
-        return {
-            provider: {
-                "from_cache": False,
-                "cache_age_hours": None,
-                "ttl_hours": None,
-                "fetched_at": None,
-                "next_refresh_after": None,
-                "stale": False,
-                "error": None,
-                "warning": None,
-                "environment": "disabled",
-                "disabled": True,
-                "note": disabled_note(provider),
-            }
-            for provider in self.disabled
-        }
+        return {provider: disabled_metadata(provider) for provider in self.disabled}
 
     # --- refreshing -----------------------------------------------------------------
 
@@ -387,12 +384,3 @@ class PositionService:
             raise InvalidInput(
                 f"unknown provider {provider!r}: allowed values are {allowed}", field="provider"
             )
-
-
-def disabled_note(provider: str) -> str:
-    """What a disabled provider's cache entry says, in words."""
-    name = PROVIDER_DISPLAY_NAMES.get(provider, provider)
-    return (
-        f"{name} is disabled here ({provider.upper()}_ENV=disabled): it is never called and "
-        "positions stored from before are not shown"
-    )

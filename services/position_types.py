@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
+from core.errors import PROVIDER_DISPLAY_NAMES
 from core.normalized import POSITION_FIELDS
 from services.position_fetchers import ProviderFetch
 from services.position_store import Snapshot
@@ -59,3 +60,22 @@ class PositionsResult:
         frame = pd.DataFrame(self.positions, columns=[*POSITION_FIELDS, "fetched_at"])
         frame.attrs["_cache_metadata"] = self._cache_metadata
         return frame
+
+
+def disabled_metadata(provider: str) -> dict[str, Any]:
+    """The cache entry of a disabled provider: nothing fetched, nothing served."""
+    name = PROVIDER_DISPLAY_NAMES.get(provider, provider)
+    return {
+        "from_cache": False,
+        "cache_age_hours": None,
+        "ttl_hours": None,
+        "fetched_at": None,
+        "next_refresh_after": None,
+        "stale": False,
+        "error": None,
+        "warning": None,
+        "environment": "disabled",
+        "disabled": True,
+        "note": f"{name} is disabled here ({provider.upper()}_ENV=disabled): it is never "
+        "called and positions stored from before are not shown",
+    }

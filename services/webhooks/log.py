@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.models import WebhookEvent
@@ -105,6 +105,4 @@ def same_body_recently(
 
 
 def set_outcome(conn: Connection, event_id: int, outcome: str) -> None:
-    from sqlalchemy import update
-
     conn.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(outcome=outcome))

@@ -8,18 +8,20 @@ provider call is Plaid's verification key, fetched once per ``kid`` and kept.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from core.errors import Conflict, WebhookRejected
 from providers.plaid.webhooks import verify_plaid_webhook
 from providers.snaptrade.webhooks import verify_snaptrade_webhook
 from services.clock import Clock
+from services.models import WebhookEvent
 from services.webhooks.apply import EventEffects, plaid_effects, snaptrade_effects
 from services.webhooks.log import (
     Duplicate,
@@ -112,12 +114,6 @@ class WebhookReceiver:
 
     def apply_pending(self, older_than: timedelta = timedelta(minutes=1)) -> int:
         """Apply events stored but not applied (their process stopped in between)."""
-        import json
-
-        from sqlalchemy import select
-
-        from services.models import WebhookEvent
-
         cutoff = self._clock() - older_than
         with self._engine.connect() as conn:
             rows = conn.execute(
