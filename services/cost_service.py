@@ -28,6 +28,7 @@ from services.connections import ConnectionRegistry
 from services.overlaps import find_overlaps
 from services.position_service import PositionService
 from services.provider_access import ProviderAccess
+from services.webhooks.savings import RefreshSavings
 
 REFRESH_ENDPOINT = "POST /investments/refresh"
 LEDGER_DAYS = 30
@@ -51,6 +52,7 @@ class CostService:
         positions: PositionService,
         fees: Fees,
         environments: Mapping[str, str] | None = None,
+        savings: RefreshSavings | None = None,
     ) -> None:
         self._access = access
         self._connections = connections
@@ -60,6 +62,7 @@ class CostService:
         # Each provider's environment: a disabled one is never called, but what still
         # exists at it is still billed, and the report says how to end that.
         self.environments = dict(environments or {})
+        self._savings = savings
 
     def report(self) -> dict[str, Any]:
         fees = self.fees
@@ -143,6 +146,11 @@ class CostService:
         plaid_calls = round(refresh_calls * fees.plaid_refresh_call, 2)
         snaptrade_monthly = round(snaptrade_users * fees.snaptrade_user_monthly, 2)
         self._billed_while_disabled(waste, items, snaptrade_users)
+        avoided = (
+            self._savings.calls_avoided(self._positions.user_id(), LEDGER_DAYS)
+            if self._savings is not None
+            else {}
+        )
         return {
             "plaid": {
                 "environment": self.environments.get("plaid"),
@@ -153,12 +161,14 @@ class CostService:
                 "refresh_calls_last_30_days": refresh_calls,
                 "refresh_call_usd": fees.plaid_refresh_call,
                 "refresh_calls_usd": plaid_calls,
+                "holdings_calls_avoided_last_30_days": avoided.get("plaid", 0),
             },
             "snaptrade": {
                 "environment": self.environments.get("snaptrade"),
                 "connected_users": snaptrade_users,
                 "user_monthly_usd": fees.snaptrade_user_monthly,
                 "monthly_usd": snaptrade_monthly,
+                "holdings_calls_avoided_last_30_days": avoided.get("snaptrade", 0),
             },
             "estimated_monthly_usd": round(plaid_monthly + plaid_calls + snaptrade_monthly, 2),
             "waste": waste.lines,
@@ -166,7 +176,10 @@ class CostService:
             "calls_by_day": self._ledger.daily_counts(LEDGER_DAYS),
             "note": (
                 "Fees are the PLAID_ITEM_MONTHLY_USD, PLAID_REFRESH_CALL_USD and "
-                "SNAPTRADE_USER_MONTHLY_USD settings: set them from your contracts."
+                "SNAPTRADE_USER_MONTHLY_USD settings: set them from your contracts. "
+                "Calls avoided: holdings refreshes the cache lifetimes alone would have "
+                "made, which webhooks made unnecessary; they spare rate limits and wait, "
+                "not the monthly fees, which do not depend on calls."
             ),
         }
 

@@ -39,6 +39,7 @@ from core.errors import (
 )
 from core.normalized import PROVIDERS
 from services.position_freshness import RefreshPlan, plan_refresh
+from services.position_refresh import PositionRefresher
 from services.position_store import (
     EMPTY_SNAPSHOT,
     PositionRowWriter,
@@ -54,7 +55,8 @@ from services.position_types import (
     disabled_metadata,
 )
 from services.single_flight import SingleFlight
-from services.webhooks.freshness import Freshness
+from services.webhooks.freshness import EVERY_SOURCE, Freshness
+from services.webhooks.savings import RefreshSavings
 from settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class PositionService:
         environments: Mapping[str, str] | None = None,
         freshness: SourceFreshnessReader | None = None,
         safety_hours: int = 168,
+        savings: RefreshSavings | None = None,
     ) -> None:
         # Hours each provider's rows are served from the cache (the *_CACHE_HOURS settings;
         # their defaults when none are given).
@@ -109,9 +112,17 @@ class PositionService:
         self._fetchers = {p: f for p, f in fetchers.items() if p not in self.disabled}
         self._clock = clock
         self._store = PositionStore(engine, user_email, clock, row_writer)
-        self._single_flight = SingleFlight(engine, wait_seconds=self.LOCK_WAIT_SECONDS)
         self._source_freshness = freshness
+        self._refresher = PositionRefresher(
+            store=self._store,
+            fetchers=self._fetchers,
+            clock=clock,
+            single_flight=SingleFlight(engine, wait_seconds=self.LOCK_WAIT_SECONDS),
+            freshness=freshness,
+            lock_name=f"positions:{user_email}",
+        )
         self.safety_hours = safety_hours
+        self._savings = savings
 
     # --- cache lifetimes ------------------------------------------------------------
 
@@ -155,6 +166,7 @@ class PositionService:
             for p in self._fetchers
         }
         stale = [provider for provider in self._fetchers if plans[provider].stale]
+        self._note_savings(plans, snapshots, sources)
         metadata: dict[str, dict[str, Any]] = {}
         # Stale providers are fetched side by side: the answer waits for the slowest
         # provider, not for the sum of both.
@@ -167,6 +179,9 @@ class PositionService:
                         snapshots.get(provider, EMPTY_SNAPSHOT),
                         force=force,
                         only=plans[provider].sources,
+                        seen_sources={
+                            r.source: r.generation for r in sources if r.provider == provider
+                        },
                     )
                     for provider in stale
                 }
@@ -184,6 +199,10 @@ class PositionService:
         metadata.update(self._disabled_metadata())
         return CacheState({p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, metadata)
 
+    def user_id(self) -> int:
+        """The database id of the user whose positions these are."""
+        return self._store.user_id()
+
     def today(self) -> date:
         return self._clock().date()
 
@@ -194,8 +213,32 @@ class PositionService:
         state = self.state_of(
             {p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, sources
         )
-        stale = any(self._plan(p, state.snapshots[p], sources).stale for p in self._fetchers)
-        return state, stale
+        plans = {p: self._plan(p, state.snapshots[p], sources) for p in self._fetchers}
+        self._note_savings(plans, state.snapshots, sources)
+        return state, any(plan.stale for plan in plans.values())
+
+    def _note_savings(
+        self,
+        plans: Mapping[str, RefreshPlan],
+        snapshots: Mapping[str, Snapshot],
+        sources: list[Freshness],
+    ) -> None:
+        """Count the refreshes the lifetime rule would have made where webhooks made them
+        unnecessary (free unless a provider's rows outlived its lifetime)."""
+        if self._savings is None:
+            return
+        for provider, plan in plans.items():
+            if plan.stale or plan.fresh_by != "webhook":
+                continue
+            self._savings.note_read(
+                self._store.user_id(),
+                provider,
+                fetched_at=snapshots.get(provider, EMPTY_SNAPSHOT).fetched_at,
+                ttl_hours=self.cache_hours_for_provider(provider),
+                sources=sum(
+                    1 for r in sources if r.provider == provider and r.source != EVERY_SOURCE
+                ),
+            )
 
     def connect(self) -> Connection:
         """A connection for a caller that reads the cache state and more in one go."""
@@ -244,6 +287,7 @@ class PositionService:
         *,
         force: bool,
         only: frozenset[str] | None = None,
+        seen_sources: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
         """Fetch a stale provider; on failure its last rows stay, marked stale, with its error."""
         now = self._clock()
@@ -256,8 +300,12 @@ class PositionService:
         error: str | None = snapshot.last_error if recently_failed else None
         if not recently_failed:
             try:
-                fetched_now = self._refresh(
-                    provider, automatic=True, seen_generation=snapshot.generation, only=only
+                fetched_now = self._refresher.refresh(
+                    provider,
+                    automatic=True,
+                    seen_generation=snapshot.generation,
+                    only=only,
+                    seen_sources=seen_sources,
                 )
             except (ProviderError, ValueError, BrokerageHubError) as exc:
                 error = exc.message if isinstance(exc, BrokerageHubError) else str(exc)
@@ -319,7 +367,7 @@ class PositionService:
             raise ProviderDisabled(provider)
         self._require_provider(provider)
         seen = self._store.snapshots().get(provider, EMPTY_SNAPSHOT).generation
-        self._refresh(provider, automatic=False, seen_generation=seen)
+        self._refresher.refresh(provider, automatic=False, seen_generation=seen)
         return len(self._store.read_rows([provider]).get(provider, []))
 
     def delete_provider_positions(self, provider: str, *, institution: str | None = None) -> int:
@@ -331,50 +379,6 @@ class PositionService:
         if provider not in self.disabled:
             self._require_provider(provider)
         return self._store.drop_rows(provider, institution=institution)
-
-    def _refresh(
-        self,
-        provider: str,
-        *,
-        automatic: bool,
-        seen_generation: int,
-        only: frozenset[str] | None = None,
-    ) -> bool:
-        """Fetch and store under the single-flight lock; False when another caller just did."""
-        with self._single_flight.hold(f"positions:{self.user_email}:{provider}", provider):
-            snapshot = self._store.snapshots().get(provider, EMPTY_SNAPSHOT)
-            if snapshot.generation != seen_generation:
-                # Someone refreshed while we waited: use their outcome, fetch nothing.
-                if last_attempt_failed(snapshot):
-                    raise ProviderError(str(snapshot.last_error), provider=provider)
-                return False
-            started = self._clock()
-            try:
-                fetcher = self._fetchers[provider]
-                fetch = (
-                    fetcher(automatic=automatic)
-                    if only is None
-                    else fetcher(automatic=automatic, only=set(only))  # type: ignore[call-arg]
-                )
-                if not fetch.positions and not fetch.failures:
-                    raise ValueError(
-                        f"{provider} returned no accounts; the cached positions were kept"
-                    )
-            except (BrokerageHubError, ValueError) as exc:
-                message = exc.message if isinstance(exc, BrokerageHubError) else str(exc)
-                self._store.record_attempt(provider, started, error=message)
-                raise
-            warning = "; ".join(
-                f"{institution}: {error.message}" for institution, error in fetch.failures.items()
-            )
-            self._store.replace_rows(
-                provider, fetch, started, warning=warning or None, partial=only is not None
-            )
-            if self._source_freshness is not None:
-                self._source_freshness.fetched(
-                    self._store.user_id(), provider, fetch.fetched_sources, started
-                )
-            return True
 
     # --- storage helpers ------------------------------------------------------------
 

@@ -7,14 +7,15 @@ or the new ones, never a mix or nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, select, update
 
 from core.normalized import POSITION_FIELDS, NormalizedPosition
-from services.clock import Clock
+from services.clock import Clock, as_utc
 from services.models import PositionRow, PositionSnapshot
 from services.position_fetchers import ProviderFetch
 from services.users import ensure_user, user_id_for
@@ -108,8 +109,8 @@ class PositionStore:
     def _snapshots(self, conn: Connection) -> dict[str, Snapshot]:
         return {
             provider: Snapshot(
-                fetched_at=aware(fetched_at),
-                last_attempt_at=aware(last_attempt_at),
+                fetched_at=as_utc(fetched_at),
+                last_attempt_at=as_utc(last_attempt_at),
                 last_error=last_error,
                 generation=generation or 0,
             )
@@ -135,8 +136,8 @@ class PositionStore:
             record = dict(zip(names, values, strict=True))
             record["user_email"] = self.user_email
             if naive_times:
-                record["as_of"] = aware(record["as_of"])
-                record["fetched_at"] = aware(record["fetched_at"])
+                record["as_of"] = as_utc(record["as_of"])
+                record["fetched_at"] = as_utc(record["fetched_at"])
             result[record["provider"]].append(record)
         return result
 
@@ -148,8 +149,10 @@ class PositionStore:
         *,
         warning: str | None = None,
         partial: bool = False,
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
-        """Replace the provider's rows in ONE transaction (rows of failed sources are kept).
+        """Replace the provider's rows in ONE transaction (rows of failed sources are kept);
+        ``also`` writes in that same transaction (the sources' own generations).
 
         ``partial``: only some sources were asked for (a webhook said they changed); the
         provider's fetch time stays, so the others' lifetime is not reset, but the
@@ -178,6 +181,8 @@ class PositionStore:
                 )
             else:
                 self._write_snapshot(conn, user_id, provider, fetched_at=fetched_at, error=warning)
+            if also is not None:
+                also(conn)
 
     def record_attempt(self, provider: str, attempted_at: datetime, *, error: str) -> None:
         user_id = self.user_id()
@@ -236,13 +241,6 @@ def last_attempt_failed(snapshot: Snapshot) -> bool:
         and snapshot.last_attempt_at is not None
         and (snapshot.fetched_at is None or snapshot.last_attempt_at > snapshot.fetched_at)
     )
-
-
-def aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def positions_from_rows(rows: list[dict[str, Any]]) -> list[NormalizedPosition]:

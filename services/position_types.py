@@ -26,7 +26,14 @@ class SourceFreshnessReader(Protocol):
     def read(self, user_id: int, conn: Connection | None = None) -> list[Freshness]: ...
 
     def fetched(
-        self, user_id: int, provider: str, sources: Iterable[str], at: datetime
+        self,
+        conn: Connection,
+        user_id: int,
+        provider: str,
+        sources: Iterable[str],
+        at: datetime,
+        *,
+        whole: bool,
     ) -> None: ...
 
 

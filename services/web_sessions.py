@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, delete, insert, or_, select, update
 
-from services.clock import Clock
+from services.clock import Clock, as_utc
 from services.models import User, WebSession
 from services.users import ensure_user
 
@@ -41,10 +41,6 @@ _SESSION_OF = (
 
 def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ class WebSessions:
         if row is None:
             return None
         key, created_at, last_seen_at, session_epoch, email, user_epoch = row
-        created_at, last_seen_at = _aware(created_at), _aware(last_seen_at)
+        created_at, last_seen_at = as_utc(created_at), as_utc(last_seen_at)
         if (
             session_epoch != (user_epoch or 0)
             or now - last_seen_at >= self.rules.idle

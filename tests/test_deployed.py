@@ -41,12 +41,11 @@ import re
 import secrets
 import select
 import socket
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,28 +53,28 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from bench.gunicorn_conf import READY_LINE
 from bench.load import app_environment
-from bench.processes import Child
 from tests.browser_fixtures import WAIT_MS, Pages, launched_chromium
 from tests.conftest import find_secrets, secrets_in_database
+from tests.deployed_fixtures import (
+    BOOT_TIMEOUT,
+    CSRF_FIELD,
+    Gunicorn,
+    Served,
+    flask_command,
+    gunicorn,
+    log_in,
+)
 from tests.web_fixtures import TEST_PASSWORD
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-PYTHON = sys.executable
 USER = "someone@example.com"  # a new user: nothing linked at either provider yet
 A_WORKERS = 4  # the README's deployment
 B_WORKERS = 2
-THREADS = 4
-BOOT_TIMEOUT = 60.0
-CLI_TIMEOUT = 60.0
-ACCESS_LOG_FORMAT = "%(p)s %(m)s %(U)s %(s)s"  # "<worker pid> METHOD /path STATUS"
-ACCESS_LINE = re.compile(r"^<(\d+)> (\S+) (\S+) (\d{3})$")
 # Plaid is asked about a link at most once per poll interval (10 s by default), whoever
 # polls: the link finishes at the first poll after that, so allow well over one interval.
 LINK_DONE_MS = 60_000
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 GUESSES = 60
 PER_CLIENT_LIMIT = 5  # the README: 5 failed logins per client address per 15 minutes
 
@@ -233,105 +232,6 @@ class RoutingProxy:
 # --- the processes ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Served:
-    pid: int
-    method: str
-    path: str
-    status: int
-
-
-@dataclass
-class Gunicorn:
-    name: str
-    child: Child
-    access_log: Path
-    address: tuple[str, int] = ("127.0.0.1", 0)
-    pids: set[int] = field(default_factory=set)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address[0]}:{self.address[1]}"
-
-    def stop(self) -> None:
-        """SIGTERM to its process group (the workers finish and flush their access lines)."""
-        self.child.stop()
-
-    def served(self) -> list[Served]:
-        """Every request in its access log (read after :meth:`stop`: nothing is in flight)."""
-        lines = self.access_log.read_text().splitlines() if self.access_log.exists() else []
-        served = []
-        for line in lines:
-            match = ACCESS_LINE.match(line)
-            assert match is not None, f"{self.name}: unexpected access log line {line!r}"
-            served.append(Served(int(match[1]), match[2], match[3], int(match[4])))
-        return served
-
-
-@contextmanager
-def gunicorn(name: str, env: dict[str, str], workers: int, folder: Path) -> Iterator[Gunicorn]:
-    """``gunicorn 'app:create_app()'`` with ``workers`` gthread workers on a free port,
-    once every worker has loaded the app; stopped (its whole process group) on exit."""
-    access_log = folder / f"access-{name}.log"
-    child = Child(
-        f"gunicorn {name}",
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "--bind",
-            "127.0.0.1:0",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(THREADS),
-            "--keep-alive",
-            "0",  # one request per connection: the proxy routes per request
-            "--timeout",
-            "60",
-            "--graceful-timeout",
-            "5",
-            "--no-control-socket",
-            "--config",
-            "python:bench.gunicorn_conf",
-            "--access-logfile",
-            str(access_log),
-            "--access-logformat",
-            ACCESS_LOG_FORMAT,
-            "app:create_app()",
-        ],
-        env,
-    )
-    server = Gunicorn(name, child, access_log)
-    try:
-        (listening,) = child.wait_for_line(
-            r"Listening at: http://(127\.0\.0\.1):(\d+)", BOOT_TIMEOUT
-        )
-        server.address = (listening[1], int(listening[2]))
-        ready = child.wait_for_line(
-            re.escape(READY_LINE) + r" \(pid (\d+)\)", BOOT_TIMEOUT, count=workers
-        )
-        server.pids = {int(match[1]) for match in ready}
-        assert len(server.pids) == workers, child.tail()
-        yield server
-    finally:
-        server.stop()
-
-
-def flask_command(env: dict[str, str], *args: str) -> str:
-    """``flask --app app <args>`` in ``env``; its output (it must succeed)."""
-    child = Child(f"flask {args[0]}", [PYTHON, "-m", "flask", "--app", "app", *args], env)
-    try:
-        code = child.process.wait(timeout=CLI_TIMEOUT)
-    finally:
-        child.stop()
-    output = child.tail(50)
-    assert code == 0, f"flask {' '.join(args)} exited {code}:\n{output}"
-    return output
-
-
 def closes_after_one_answer(address: tuple[str, int]) -> str:
     """Ask for keep-alive; the header block of the answer, read until the server closed."""
     with socket.create_connection(address, timeout=10) as sock:
@@ -343,19 +243,6 @@ def closes_after_one_answer(address: tuple[str, int]) -> str:
         while chunk := sock.recv(65536):  # a timeout here means it kept the connection
             answer += chunk
     return answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-
-
-def log_in(client: requests.Session, base_url: str, password: str) -> requests.Response:
-    """The login form, as a browser posts it (GET for the CSRF token, then POST)."""
-    page = client.get(f"{base_url}/login", timeout=30)
-    token = CSRF_FIELD.search(page.text)
-    assert token is not None, page.status_code
-    return client.post(
-        f"{base_url}/login",
-        data={"email": USER, "password": password, "csrf_token": token[1]},
-        allow_redirects=False,
-        timeout=60,
-    )
 
 
 @dataclass
@@ -596,9 +483,9 @@ def test_sixty_parallel_wrong_passwords_from_one_address_on_four_workers_check_a
 
     # The right password waits too (no exemptions) until the owner clears the brake.
     with requests.Session() as owner:
-        assert log_in(owner, base_url, TEST_PASSWORD).status_code == 429
+        assert log_in(owner, base_url, USER, TEST_PASSWORD).status_code == 429
     assert "login brake cleared" in flask_command(deployment.env, "clear-login-brake")
     with requests.Session() as owner:
-        answer = log_in(owner, base_url, TEST_PASSWORD)
+        answer = log_in(owner, base_url, USER, TEST_PASSWORD)
         assert answer.status_code == 303, answer.status_code
         assert owner.get(f"{base_url}/api/positions", timeout=60).status_code == 200

@@ -230,6 +230,7 @@ def test_an_item_fed_by_webhooks_waits_for_them_or_the_safety_lifetime(
     lifetime, safety = hub.settings.provider_cache_hours["plaid"], hub.settings.webhook_safety_hours
     emulator.controls.reset_counts()
     waited = 0
+    lifetime_only_refreshes, last_refresh = 0, 0  # what the lifetime rule alone would do
     # A webhook at least every 48 h keeps the Items fed: past the 72 h lifetime, no fetch.
     while waited + 40 < safety:
         acknowledge_every_item()
@@ -237,8 +238,14 @@ def test_an_item_fed_by_webhooks_waits_for_them_or_the_safety_lifetime(
         waited += 40
         info = hub.position_views.answer("summary")["cache_info"]["plaid"]
         assert info["fresh_by"] == "webhook" and info["stale"] is False
+        if waited - last_refresh >= lifetime:
+            lifetime_only_refreshes, last_refresh = lifetime_only_refreshes + 1, waited
     assert waited > lifetime
     assert emulator.controls.calls(HOLDINGS) == 0
+    # The cost report counts what the lifetime rule alone would have called.
+    avoided = hub.costs.report()["plaid"]["holdings_calls_avoided_last_30_days"]
+    assert lifetime_only_refreshes > 0
+    assert avoided == lifetime_only_refreshes * len(data.PLAID_ITEM_IDS)
     # Past the safety lifetime, fetched again even though webhooks still arrive.
     acknowledge_every_item()
     clock.advance(hours=safety - waited + 1)
@@ -302,6 +309,21 @@ def test_an_account_holdings_update_refreshes_that_account_alone(
     assert emulator.controls.calls(HOLDINGS) == 0
     # A copy (the same webhookId) is ignored.
     assert deliver_snaptrade(client, payload).get_json()["status"] == "duplicate"
+
+
+def test_a_removed_account_leaves_every_view_at_once(
+    hub: Any, client: Any, emulator: Any, clock: FakeClock
+) -> None:
+    def schwab_rows(format_: str) -> int:
+        answer = hub.position_views.answer(format_, limit=100)
+        return sum(1 for p in answer["positions"] if p["account_id"] == SCHWAB_ACCOUNT)
+
+    assert schwab_rows("full") > 0  # the view is built and kept
+    emulator.controls.reset_counts()
+    payload = snaptrade_payload("ACCOUNT_REMOVED", clock(), accountId=SCHWAB_ACCOUNT)
+    assert deliver_snaptrade(client, payload).get_json()["status"] == "applied"
+    assert schwab_rows("full") == 0
+    assert emulator.controls.calls() == 0  # served from the cache, without the account
 
 
 def test_forged_and_stale_snaptrade_deliveries_get_401(

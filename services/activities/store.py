@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.activities import NormalizedActivity
-from services.clock import Clock
+from services.clock import Clock, as_utc
 from services.models import ActivityRow, ActivitySync
 from services.users import ensure_user, user_id_for
 
@@ -40,10 +40,6 @@ class SyncState:
     generation: int
     # A webhook said new activity is waiting (None: nothing announced).
     due_since: datetime | None = None
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 class ActivityStore:
@@ -84,11 +80,11 @@ class ActivityStore:
                 institution=row.institution,
                 synced_from=row.synced_from,
                 synced_through=row.synced_through,
-                last_success_at=_aware(row.last_success_at),
-                last_attempt_at=_aware(row.last_attempt_at),
+                last_success_at=as_utc(row.last_success_at),
+                last_attempt_at=as_utc(row.last_attempt_at),
                 last_error=row.last_error,
                 generation=row.generation,
-                due_since=_aware(row.due_since),
+                due_since=as_utc(row.due_since),
             )
             for row in rows
         ]

@@ -32,9 +32,10 @@ from services.call_ledger import SqlCallLedger
 from services.clock import Clock, system_clock
 from services.composition.activity import build_activity_views
 from services.composition.clients import ProviderClients, ProviderEndpoint, endpoint_for
+from services.composition.reports import build_costs, build_health
 from services.composition.webhooks import build_positions, build_receiver, plaid_webhook_url
 from services.connections import ConnectionRegistry
-from services.cost_service import CostService, Fees
+from services.cost_service import CostService
 from services.db import make_engine, schema_state, upgrade_schema
 from services.fx.store import FxStore
 from services.health_service import HealthService
@@ -54,6 +55,7 @@ from services.trading.service import TradeExecutionService
 from services.web_sessions import SessionRules, WebSessions
 from services.webhooks.freshness import FreshnessStore
 from services.webhooks.receiver import WebhookReceiver
+from services.webhooks.savings import RefreshSavings
 from settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -216,6 +218,10 @@ class Services:
         return FreshnessStore(self.engine)
 
     @cached_property
+    def savings(self) -> RefreshSavings:
+        return RefreshSavings(self.engine, self.clock)
+
+    @cached_property
     def positions(self) -> PositionService:
         return build_positions(
             self.settings,
@@ -225,6 +231,7 @@ class Services:
             access=self.access,
             connections=self.connections,
             freshness=self.freshness,
+            savings=self.savings,
         )
 
     @cached_property
@@ -266,28 +273,23 @@ class Services:
 
     @cached_property
     def health(self) -> HealthService:
-        return HealthService(
-            self.access,
-            self.connections,
-            self.clock,
+        return build_health(
+            self.settings,
+            access=self.access,
+            connections=self.connections,
+            clock=self.clock,
             snaptrade_client_id=self.snaptrade_client_id,
-            environments=self.settings.provider_envs,
         )
 
     @cached_property
     def costs(self) -> CostService:
-        settings = self.settings
-        return CostService(
-            self.access,
-            self.connections,
-            self.ledger,
-            self.positions,
-            Fees(
-                plaid_item_monthly=settings.plaid_item_monthly_usd,
-                plaid_refresh_call=settings.plaid_refresh_call_usd,
-                snaptrade_user_monthly=settings.snaptrade_user_monthly_usd,
-            ),
-            environments=settings.provider_envs,
+        return build_costs(
+            self.settings,
+            access=self.access,
+            connections=self.connections,
+            ledger=self.ledger,
+            positions=self.positions,
+            savings=self.savings,
         )
 
     @cached_property

@@ -16,6 +16,7 @@ from services.provider_access import ProviderAccess
 from services.webhooks.apply import EventEffects
 from services.webhooks.freshness import FreshnessStore
 from services.webhooks.receiver import WebhookReceiver
+from services.webhooks.savings import RefreshSavings
 from settings import Settings
 
 
@@ -28,6 +29,7 @@ def build_positions(
     access: ProviderAccess,
     connections: ConnectionRegistry,
     freshness: FreshnessStore,
+    savings: RefreshSavings,
 ) -> PositionService:
     environments = settings.provider_envs
     fetchers: dict[str, PositionFetcher] = {
@@ -45,6 +47,7 @@ def build_positions(
         environments=environments,
         freshness=freshness,
         safety_hours=settings.webhook_safety_hours,
+        savings=savings,
     )
 
 

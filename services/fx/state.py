@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from services.clock import as_utc
 from services.models import FxState
 from services.single_flight import advisory_key
 
@@ -48,11 +49,6 @@ class StateRow:
 EMPTY = StateRow(0, None, None, None, None, None)
 
 
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive UTC times; Postgres aware ones."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def read_state(conn: Connection) -> StateRow:
     row = conn.execute(
         select(
@@ -70,8 +66,8 @@ def read_state(conn: Connection) -> StateRow:
         version=int(row.version or 0),
         seeded_from=row.seeded_from,
         newest_rate_date=row.newest_rate_date,
-        last_refresh_attempt_at=aware(row.last_refresh_attempt_at),
-        last_refresh_at=aware(row.last_refresh_at),
+        last_refresh_attempt_at=as_utc(row.last_refresh_attempt_at),
+        last_refresh_at=as_utc(row.last_refresh_at),
         last_refresh_error=row.last_refresh_error,
     )
 

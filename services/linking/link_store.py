@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
 from core.errors import NotFound
-from services.clock import Clock
+from services.clock import Clock, as_utc
 from services.linking.common import KEEP_FOR
 from services.models import PlaidLinkSession, SnapTradePortalFlow
 from services.users import ensure_user, user_id_for
@@ -29,10 +29,6 @@ FAILED = "failed"
 FINISHED_STATES = (DONE, DUPLICATE, FAILED)
 UNKNOWN_LINK = "unknown or expired Plaid link; start linking again"
 UNKNOWN_FLOW = "unknown or already used SnapTrade connection link"
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 @dataclass
@@ -130,7 +126,7 @@ class LinkStore:
             raise NotFound(UNKNOWN_LINK)
         values = dict(zip(_JOB_FIELDS, row, strict=True))
         for name in ("next_poll_at", "claimed_until", "expires_at", "created_at"):
-            values[name] = _aware(values[name])
+            values[name] = as_utc(values[name])
         return PlaidLinkJob(**values)
 
     def claim_poll(self, job: PlaidLinkJob, now: datetime, next_poll_at: datetime) -> bool:
@@ -214,7 +210,7 @@ class LinkStore:
                     table.created_at,
                 ).where(table.flow_id == flow_id, table.user_id == user_id)
             ).first()
-        if row is None or _aware(row.created_at) <= self._clock() - KEEP_FOR:  # type: ignore[operator]
+        if row is None or as_utc(row.created_at) <= self._clock() - KEEP_FOR:  # type: ignore[operator]
             raise NotFound(UNKNOWN_FLOW)
         return PortalFlow(
             flow_id=row.flow_id,
@@ -223,7 +219,7 @@ class LinkStore:
             portal_url=row.portal_url,
             connections_before=json.loads(row.connections_before),
             status=row.status,
-            created_at=_aware(row.created_at),  # type: ignore[arg-type]
+            created_at=as_utc(row.created_at),  # type: ignore[arg-type]
         )
 
     def claim_return(self, flow_id: str) -> bool:

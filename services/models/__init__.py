@@ -13,12 +13,13 @@ from services.models.people import ProviderCall, ProviderConnection, User
 from services.models.positions import PositionRow, PositionSnapshot
 from services.models.trading import TradeOrder, TradePreview
 from services.models.web import LoginAttempt, PlaidLinkSession, SnapTradePortalFlow, WebSession
-from services.models.webhooks import SourceFreshness, WebhookEvent
+from services.models.webhooks import AvoidedRefresh, SourceFreshness, WebhookEvent
 
 __all__ = [
     "ActivityRow",
     "ActivitySync",
     "Amount",
+    "AvoidedRefresh",
     "Base",
     "FxRate",
     "FxState",

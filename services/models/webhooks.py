@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.models.base import Base
@@ -41,7 +41,8 @@ class SourceFreshness(Base):
 
     ``due_since`` marks its holdings due (the next read refreshes that source alone);
     ``last_webhook_at`` says webhooks reach it (automatic refreshes then wait for the next
-    one, or for the safety lifetime)."""
+    one, or for the safety lifetime); ``fetched_at`` is when its holdings were last stored
+    (its as-of)."""
 
     __tablename__ = "source_freshness"
 
@@ -53,3 +54,24 @@ class SourceFreshness(Base):
     due_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_webhook_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Moves each time this source's holdings are stored: a caller that waited for another's
+    # refresh of the source sees it moved and fetches nothing.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class AvoidedRefresh(Base):
+    """A refresh the lifetime rule alone would have made at ``at`` (the provider's rows were
+    older than its ``*_CACHE_HOURS``), which webhooks made unnecessary: the cost report's
+    calls avoided. ``after`` is the refresh, real or avoided, it would have followed; UNIQUE,
+    so workers reading at the same moment count it once."""
+
+    __tablename__ = "avoided_refreshes"
+    __table_args__ = (UniqueConstraint("user_id", "provider", "after"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(20))
+    after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # holdings calls it would have made: one per Plaid Item or SnapTrade account
+    calls: Mapped[int] = mapped_column(Integer)

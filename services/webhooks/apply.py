@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select, update
 
 from services.connections import ConnectionRegistry
-from services.models import ActivitySync, PositionRow, User
+from services.models import ActivitySync, PositionRow, PositionSnapshot, User
 from services.webhooks.freshness import EVERY_SOURCE, FreshnessStore
 from services.webhooks.log import newer_applied
 
@@ -194,7 +194,8 @@ def snaptrade_effects(payload: dict[str, Any], effects: EventEffects) -> Effect:
     if event == "ACCOUNT_REMOVED" and account:
 
         def drop(sent_at: datetime) -> None:
-            # Its cached positions go; its activity history and the trade audit stay.
+            # Its cached positions go; its activity history and the trade audit stay. The
+            # generation moves with them, so no process serves a view that still has them.
             with effects.engine.begin() as conn:
                 conn.execute(
                     delete(PositionRow).where(
@@ -202,6 +203,14 @@ def snaptrade_effects(payload: dict[str, Any], effects: EventEffects) -> Effect:
                         PositionRow.provider == "snaptrade",
                         PositionRow.account_id == account,
                     )
+                )
+                conn.execute(
+                    update(PositionSnapshot)
+                    .where(
+                        PositionSnapshot.user_id == user_id,
+                        PositionSnapshot.provider == "snaptrade",
+                    )
+                    .values(generation=PositionSnapshot.generation + 1)
                 )
 
         return Effect(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from services.clock import as_utc
 from services.models import SourceFreshness
 
 WEBHOOK_WINDOW = timedelta(hours=48)
@@ -29,13 +30,10 @@ class Freshness:
     due_since: datetime | None
     last_webhook_at: datetime | None
     fetched_at: datetime | None
+    generation: int = 0
 
     def fed_by_webhooks(self, now: datetime) -> bool:
         return self.last_webhook_at is not None and now - self.last_webhook_at < WEBHOOK_WINDOW
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 class FreshnessStore:
@@ -52,9 +50,10 @@ class FreshnessStore:
             Freshness(
                 row["provider"],
                 row["source"],
-                _aware(row["due_since"]),
-                _aware(row["last_webhook_at"]),
-                _aware(row["fetched_at"]),
+                as_utc(row["due_since"]),
+                as_utc(row["last_webhook_at"]),
+                as_utc(row["fetched_at"]),
+                row["generation"] or 0,
             )
             for row in rows
         ]
@@ -77,7 +76,7 @@ class FreshnessStore:
         if not due:
             return False
         fetched = conn.execute(select(SourceFreshness.fetched_at).where(*key)).scalar()
-        fetched = _aware(fetched)
+        fetched = as_utc(fetched)
         # Plaid's iat has whole seconds: a fetch within the event's second may predate it.
         if fetched is not None and fetched >= sent_at + timedelta(seconds=1):
             return False  # the data already fetched is newer than the news
@@ -88,16 +87,26 @@ class FreshnessStore:
         )
         return True
 
-    def fetched(self, user_id: int, provider: str, sources: Iterable[str], at: datetime) -> None:
-        """The sources' holdings were fetched at ``at``: no longer due."""
-        with self._engine.begin() as conn:
-            for source in {*sources, EVERY_SOURCE}:
-                self._ensure(conn, user_id, provider, source)
-                conn.execute(
-                    update(SourceFreshness)
-                    .where(*self._key(user_id, provider, source))
-                    .values(fetched_at=at, due_since=None)
-                )
+    def fetched(
+        self,
+        conn: Connection,
+        user_id: int,
+        provider: str,
+        sources: Iterable[str],
+        at: datetime,
+        *,
+        whole: bool,
+    ) -> None:
+        """The sources' holdings were stored at ``at`` (in the transaction of ``conn``, the
+        one that stored them): no longer due, and their generation moves. ``whole``: every
+        source was asked for, so a due "every source" mark is met too."""
+        for source in {*sources, EVERY_SOURCE} if whole else set(sources):
+            self._ensure(conn, user_id, provider, source)
+            conn.execute(
+                update(SourceFreshness)
+                .where(*self._key(user_id, provider, source))
+                .values(fetched_at=at, due_since=None, generation=SourceFreshness.generation + 1)
+            )
 
     def _ensure(self, conn: Connection, user_id: int, provider: str, source: str) -> None:
         dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
