@@ -104,6 +104,11 @@ def _value(position: dict[str, Any]) -> float:
     return abs(position["market_value"] or 0.0)
 
 
+def _base_value(position: dict[str, Any]) -> float:
+    """Its size for ranking accounts across currencies (unconverted when no rate is known)."""
+    return abs(position.get("market_value_base") or position["market_value"] or 0.0)
+
+
 def add_money(totals: dict[str, float], currency: str, value: float | None) -> None:
     totals[currency] = round(totals.get(currency, 0.0) + (value or 0.0), 2)
 
@@ -179,22 +184,47 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+# ``by_account`` at any portfolio size: the largest accounts, sharing a fixed number of
+# positions, keep the answer well inside what an MCP client accepts.
+ACCOUNTS_SHOWN = 50
+POSITIONS_SHOWN = 100
+
+
 def by_account(
     positions: list[dict[str, Any]], positions_per_account: int | None, fx: Converter
 ) -> list[dict[str, Any]]:
     """Accounts under provider and institution, each with its totals and (at most
-    ``positions_per_account`` of, the largest first) its positions."""
+    ``positions_per_account`` of, the largest first) its positions.
+
+    Bounded at any size when ``positions_per_account`` is given: at most ``ACCOUNTS_SHOWN``
+    accounts (the largest) are listed, and their positions share ``POSITIONS_SHOWN``
+    places; each institution counts the accounts it does not list (``more_accounts``),
+    and every total still counts every position."""
     tree: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
     for p in positions:
         tree.setdefault(p["provider"], {}).setdefault(p["institution"], {}).setdefault(
             p["account_id"], []
         ).append(p)
+    listed: set[tuple[str, str, str]] | None = None
+    if positions_per_account is not None:
+        values = {
+            (provider, institution, account_id): sum(_base_value(r) for r in rows)
+            for provider, institutions in tree.items()
+            for institution, accounts in institutions.items()
+            for account_id, rows in accounts.items()
+        }
+        listed = set(sorted(values, key=lambda key: values[key], reverse=True)[:ACCOUNTS_SHOWN])
+        positions_per_account = min(
+            positions_per_account, max(1, POSITIONS_SHOWN // max(1, len(listed)))
+        )
     providers = []
     for provider, institutions in tree.items():
         institution_list = []
         for institution, accounts in sorted(institutions.items()):
             account_list = []
             for account_id, rows in accounts.items():
+                if listed is not None and (provider, institution, account_id) not in listed:
+                    continue
                 first = rows[0]
                 shown = rows
                 if positions_per_account is not None and len(rows) > positions_per_account:
@@ -236,6 +266,7 @@ def by_account(
                 {
                     "institution": institution,
                     "accounts": account_list,
+                    "more_accounts": len(accounts) - len(account_list),
                     **group_totals(institution_rows, fx),
                 }
             )

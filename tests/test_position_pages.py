@@ -24,7 +24,7 @@ from core.errors import InvalidInput
 from core.normalized import NormalizedPosition
 from services.connections import ConnectionRegistry
 from services.position_fetchers import ProviderFetch
-from services.position_formats import json_position
+from services.position_formats import ACCOUNTS_SHOWN, POSITIONS_SHOWN, json_position
 from services.position_service import PositionService
 from services.position_views import PAGE_SIZES, POSITIONS_PER_ACCOUNT, PositionViews
 from tests.conftest import FakeClock
@@ -67,11 +67,13 @@ class SyntheticFetcher:
         )
 
 
-def large_portfolio(services: Any, clock: FakeClock, count: int) -> PositionViews:
+def large_portfolio(
+    services: Any, clock: FakeClock, count: int, *, accounts: int = 7
+) -> PositionViews:
     positions = PositionService(
         engine=services.engine,
         user_email="someone@example.com",
-        fetchers={"plaid": SyntheticFetcher("plaid", count)},
+        fetchers={"plaid": SyntheticFetcher("plaid", count, accounts=accounts)},
         clock=clock,
     )
     return PositionViews(positions, ConnectionRegistry(services.engine, clock), services.fx, "USD")
@@ -258,14 +260,36 @@ def test_by_account_shows_each_accounts_largest_positions_and_counts_the_rest(
         assert account["totals"] == {"USD": round(sum(r["market_value"] for r in mine), 2)}
 
 
-@pytest.mark.parametrize("format", ["summary", "by_account", "full", "list"])
+@pytest.mark.parametrize("accounts", [7, 300])
+@pytest.mark.parametrize("format", ["summary", "by_account", "full", "list", "holdings"])
 def test_no_answer_is_over_the_page_limit_at_any_size(
-    services: Any, clock: FakeClock, format: str
+    services: Any, clock: FakeClock, format: str, accounts: int
 ) -> None:
-    views = large_portfolio(services, clock, 5000)
-    size = len(json.dumps(views.answer(format)))
+    views = large_portfolio(services, clock, 5000, accounts=accounts)
+    limit = PAGE_SIZES[format].maximum if format in PAGE_SIZES else None
+    size = len(json.dumps(views.answer(format, limit=limit)))
     # About 25,000 tokens is what MCP clients take; ~4 bytes a token leaves room to spare.
     assert size < 60_000, size
+
+
+def test_by_account_lists_the_largest_accounts_and_counts_the_others(
+    services: Any, clock: FakeClock
+) -> None:
+    views = large_portfolio(services, clock, 3000, accounts=300)
+    [provider] = views.answer("by_account")["providers"]
+    [institution] = provider["institutions"]
+    listed = institution["accounts"]
+    assert len(listed) == ACCOUNTS_SHOWN
+    assert institution["more_accounts"] == 300 - ACCOUNTS_SHOWN
+    assert sum(len(account["positions"]) for account in listed) <= POSITIONS_SHOWN
+    rows, _ = views.positions.read_cached()
+    value: dict[str, float] = {}
+    for row in rows:
+        value[row["account_id"]] = value.get(row["account_id"], 0.0) + row["market_value"]
+    largest = sorted(value.values(), reverse=True)[:ACCOUNTS_SHOWN]
+    assert sorted((value[a["account_id"]] for a in listed), reverse=True) == largest
+    # Every total still counts every position, listed or not.
+    assert institution["totals"] == {"USD": round(sum(value.values()), 2)}
 
 
 def test_the_tool_schema_documents_limit_and_cursor(services: Any) -> None:
