@@ -3,12 +3,15 @@ small modules, and a lazy start.
 
 The layer contract lives in ``pyproject.toml`` ([tool.importlinter]) and is run here as
 ``make check`` runs it. The contract is also shown to fail: each kind of violation is
-added to a copy of the product, and ``lint-imports`` must refuse it.
+added to a copy of the product, and ``lint-imports`` must refuse it. The single-file
+modules (``app.py``, ``settings.py``, ...) are grafted onto grimp's graph by the contract
+types in ``tests/import_contracts.py``, so they are probed here like the packages.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +30,7 @@ SINGLE_FILE_MODULES = (
     "snaptrade_loader.py",
     "snaptrade_broker_adapter.py",
 )
+CONTRACT_TYPES = "tests/import_contracts.py"
 MAX_MODULE_LINES = 400
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
@@ -39,6 +43,8 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
+        # Wide enough that no module name in the report is wrapped onto two lines.
+        env={**os.environ, "COLUMNS": "400"},
     )
 
 
@@ -55,46 +61,127 @@ def product_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "templates", "static")
     for package in PACKAGES:
         shutil.copytree(ROOT / package, root / package, ignore=ignore)
-    for name in (*SINGLE_FILE_MODULES, "pyproject.toml"):
+    for name in (*SINGLE_FILE_MODULES, "pyproject.toml", CONTRACT_TYPES):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, root / name)
     return root
 
 
-VIOLATIONS = {
-    "a service imports an entry point": ("services/probe.py", "import routes.common\n"),
-    "an adapter imports a service": ("providers/probe.py", "import services.clock\n"),
-    "core imports an adapter": ("core/probe.py", "import providers.calls\n"),
-    "a function-local upward import": (
-        "services/probe.py",
-        "def later():\n    import mcp_tools.boundary\n",
-    ),
-    "a service imports the emulator": ("services/probe.py", "from sandbox import demo\n"),
-    "the emulator imports the product": ("sandbox/probe.py", "import services.clock\n"),
-    "a service imports a provider SDK": ("services/probe.py", "import plaid\n"),
-    "a route skips the services": ("routes/probe.py", "import providers.calls\n"),
-    "a service imports a REPL face": ("services/probe.py", "import plaid_loader\n"),
-    "two services import each other": (
-        "services/probe.py",
-        "import services.probe_twin\n",
-        "services/probe_twin.py",
-        "import services.probe\n",
-    ),
+def lint_with_additions(root: Path, additions: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the linter on the copy with each source added: a new module, or appended to an
+    existing one; the copy is put back as it was afterwards."""
+    originals = {
+        path: path.read_text() if path.exists() else None
+        for path in (root / name for name in additions)
+    }
+    try:
+        for path, source in zip(originals, additions.values(), strict=True):
+            path.write_text((originals[path] or "") + "\n" + source)
+        return lint_imports(root)
+    finally:
+        for path, original in originals.items():
+            if original is None:
+                path.unlink()
+            else:
+                path.write_text(original)
+
+
+# Each violation: the modules to add to (or, if they exist, append to) in the copy.
+VIOLATIONS: dict[str, dict[str, str]] = {
+    "a service imports an entry point": {"services/probe.py": "import routes.common\n"},
+    "a module in a services subpackage imports an entry point": {
+        "services/trading/probe.py": "import routes.common\n"
+    },
+    "an adapter imports a service": {"providers/probe.py": "import services.clock\n"},
+    "core imports an adapter": {"core/probe.py": "import providers.calls\n"},
+    "a function-local upward import": {
+        "services/probe.py": "def later():\n    import mcp_tools.boundary\n"
+    },
+    "a service imports the emulator": {"services/probe.py": "from sandbox import demo\n"},
+    "the emulator imports the product": {"sandbox/probe.py": "import services.clock\n"},
+    "the emulator imports the settings": {"sandbox/probe.py": "import settings\n"},
+    "a service imports a provider SDK": {"services/probe.py": "import plaid\n"},
+    "a route skips the services": {"routes/probe.py": "import providers.calls\n"},
+    "a service imports a REPL face": {"services/probe.py": "import plaid_loader\n"},
+    "a service imports the trade REPL face": {
+        "services/probe.py": "import services.trade_execution_service\n"
+    },
+    "two services import each other": {
+        "services/probe.py": "import services.probe_twin\n",
+        "services/probe_twin.py": "import services.probe\n",
+    },
+    # Cycles and upward imports through the single-file modules.
+    "a route imports the app that registers it": {"routes/probe.py": "import app\n"},
+    "a tool imports the MCP server that registers it": {
+        "mcp_tools/probe.py": "def later():\n    import mcp_server\n"
+    },
+    "a CLI command imports a REPL face": {"cli/probe.py": "import snaptrade_loader\n"},
+    "a core module settings reads imports settings": {
+        "core/setting_values.py": "import settings\n"
+    },
+    "settings imports a service": {"settings.py": "def later():\n    import services.clock\n"},
+    "settings imports an adapter": {"settings.py": "import providers.calls\n"},
+    "the app and the MCP server import each other": {
+        "app.py": "import mcp_server\n",
+        "mcp_server.py": "import app\n",
+    },
+    "the app imports the emulator": {"app.py": "import sandbox\n"},
+    "the MCP server skips the services": {"mcp_server.py": "import providers.calls\n"},
+    "the app imports a provider SDK": {"app.py": "import snaptrade_client\n"},
 }
 
 
 @pytest.mark.parametrize("violation", sorted(VIOLATIONS))
 def test_the_contract_refuses_each_kind_of_bad_import(product_copy: Path, violation: str) -> None:
-    spec = VIOLATIONS[violation]
-    added = [product_copy / path for path in spec[0::2]]
-    try:
-        for path, source in zip(added, spec[1::2], strict=True):
-            path.write_text(source)
-        result = lint_imports(product_copy)
-    finally:
-        for path in added:
-            path.unlink(missing_ok=True)
+    result = lint_with_additions(product_copy, VIOLATIONS[violation])
     assert result.returncode != 0, f"{violation} was not caught:\n{result.stdout}"
     assert "BROKEN" in result.stdout
+
+
+def _product_folders() -> list[Path]:
+    return sorted(
+        folder
+        for package in PACKAGES
+        for folder in (ROOT / package, *(ROOT / package).rglob("*"))
+        if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py"))
+    )
+
+
+def test_every_product_folder_with_modules_is_a_package() -> None:
+    """grimp skips a folder without ``__init__.py``: its modules would be outside every contract."""
+    missing = [
+        str(folder.relative_to(ROOT))
+        for folder in _product_folders()
+        if not (folder / "__init__.py").exists()
+    ]
+    assert missing == []
+
+
+# What a module in each package may not import: an upward import, or the product for sandbox/.
+UPWARD = {
+    "core": "import services.clock\n",
+    "providers": "import services.clock\n",
+    "services": "import routes.common\n",
+    "routes": "import app\n",
+    "mcp_tools": "import mcp_server\n",
+    "cli": "import app\n",
+    "sandbox": "import services.clock\n",
+}
+
+
+def test_the_contract_sees_a_bad_import_in_every_product_folder(product_copy: Path) -> None:
+    """One upward import planted in each folder at once: each must be named in the report."""
+    additions = {
+        f"{relative.as_posix()}/probe_upward.py": UPWARD[relative.parts[0]]
+        for relative in (folder.relative_to(ROOT) for folder in _product_folders())
+    }
+    result = lint_with_additions(product_copy, additions)
+    unseen = [
+        path
+        for path in additions
+        if f"{path.removesuffix('.py').replace('/', '.')} ->" not in result.stdout
+    ]
+    assert unseen == [], result.stdout
 
 
 def _imported_roots(path: Path) -> set[str]:
@@ -116,9 +203,9 @@ def test_settings_stands_on_the_ground_only() -> None:
     assert imported - product <= {*sys.stdlib_module_names, "dotenv", "__future__"}
 
 
-def test_no_product_module_is_over_the_size_limit() -> None:
+def test_no_product_or_bench_module_is_over_the_size_limit() -> None:
     modules = [ROOT / name for name in SINGLE_FILE_MODULES]
-    for package in PACKAGES:
+    for package in (*PACKAGES, "bench"):
         modules += sorted((ROOT / package).rglob("*.py"))
     too_long = {
         str(path.relative_to(ROOT)): lines

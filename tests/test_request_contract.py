@@ -1,10 +1,13 @@
 """What Brokerage Hub sends, and what it gets back, fits the providers' contracts.
 
 Every SnapTrade call the project makes (``registerUser``, ``login``, ``/accounts``,
-balances, ``positions/all``, an authorization's detail, symbol search, order impact,
-placing an order) and every Plaid call (holdings, Item, Item removal, Link token create
-and get, public token exchange) is made through the real code paths against the
-emulator, which records each request (credentials masked).
+balances, ``positions/all``, an authorization's detail, symbol search, orders, activities,
+order impact, placing an order) and every Plaid call (holdings, investment transactions,
+Item, Item removal, Item webhook update, Link token create and get, public token exchange,
+the webhook verification key) is made through the real code paths against the emulator,
+which records each request (credentials masked). The lists below are checked both ways:
+the driven flows make exactly the calls they name, and every SDK operation the product's
+code calls is named in them, so a new call fails here until it is listed and driven.
 
 SnapTrade requests are checked against the operation in SnapTrade's own spec
 (``tests/specs``):
@@ -26,7 +29,10 @@ Every answer the project receives on the way is checked too, against the same co
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +50,7 @@ from plaid.model.products import Products
 
 from sandbox import data, demo
 from sandbox.faults import RecordedRequest
-from tests.conftest import FakeClock, make_services
+from tests.conftest import FakeClock, make_services, run_now
 from tests.emulator_fixtures import (
     SNAPTRADE_SPEC,
     AnswerTap,
@@ -53,13 +59,14 @@ from tests.emulator_fixtures import (
     snaptrade_spec,
     spec_format_checker,
 )
-from tests.web_fixtures import wait_for_link
+from tests.web_fixtures import make_app, wait_for_link
 
 SCHWAB_ACCOUNT = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 IBKR_AUTH = data.SNAPTRADE_AUTHORIZATION_IDS["interactive-brokers"]
 NEW_USER = "new.person@example.com"
 
-# Every provider call the project makes (the fault matrix drives the same list).
+# Every provider call the project makes: the flows below make each, and the product's code
+# calls no SDK operation outside them (test_the_lists_name_every_provider_call_in_the_product).
 SNAPTRADE_CALLS = {
     "snaptrade /snapTrade/registerUser",
     "snaptrade /snapTrade/login",
@@ -70,17 +77,32 @@ SNAPTRADE_CALLS = {
     "snaptrade /authorizations/{authorizationId}",
     "snaptrade /accounts/{accountId}/symbols",
     "snaptrade /accounts/{accountId}/orders",
+    "snaptrade /accounts/{accountId}/activities",
     "snaptrade /trade/impact",
     "snaptrade /trade/{tradeId}",
 }
 PLAID_CALLS = {
     "plaid /investments/holdings/get",
+    "plaid /investments/transactions/get",
     "plaid /item/get",
     "plaid /item/remove",
+    "plaid /item/webhook/update",
     "plaid /link/token/create",
     "plaid /link/token/get",
     "plaid /item/public_token/exchange",
+    "plaid /webhook_verification_key/get",
 }
+# Where the product's code lives (sandbox/ is the emulator, not a caller of the SDKs).
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCT_CODE = ("core", "providers", "services", "routes", "mcp_tools", "cli")
+PRODUCT_FILES = (
+    "app.py",
+    "mcp_server.py",
+    "settings.py",
+    "plaid_loader.py",
+    "snaptrade_loader.py",
+    "snaptrade_broker_adapter.py",
+)
 
 
 class RequestSchemas:
@@ -230,7 +252,39 @@ def new_user(tmp_path: Path, emulator: Any, clock: FakeClock) -> Iterator[Any]:
     built.close()
 
 
-def every_call_the_project_makes(hub: Any, new_user: Any, emulator: Any) -> None:
+@pytest.fixture
+def served(tmp_path: Path, emulator: Any) -> Iterator[Any]:
+    """The web app served on a free port, where the emulator delivers Plaid's webhooks: a
+    delivery is verified with the key the app fetches by its id, so it must run on the real
+    clock (the signature's age is checked) and be reachable over HTTP."""
+    from werkzeug.serving import make_server
+
+    from services.composition import system_clock
+    from tests.browser_fixtures import free_port
+
+    port = free_port()
+    built = make_services(
+        tmp_path / "served",
+        f"sqlite:///{tmp_path / 'served.db'}",
+        emulator,
+        system_clock,
+        background=run_now,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+    )
+    app = make_app(built, TESTING=False)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="contract-app", daemon=True)
+    thread.start()
+    try:
+        yield app
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        built.close()
+
+
+def every_call_the_project_makes(hub: Any, new_user: Any, served: Any, emulator: Any) -> None:
     """Drive every provider call through the code paths that make it."""
 
     def back(flow_id: str) -> str:
@@ -247,6 +301,18 @@ def every_call_the_project_makes(hub: Any, new_user: Any, emulator: Any) -> None
     hub.trading.confirm(market["preview_id"], via="web")
     hub.trading.execute_order(market["preview_id"])
 
+    # Activity history from both providers (investment transactions, account activities).
+    synced = hub.activities.sync_now()
+    assert synced["ok"], synced["errors"]
+
+    # Webhooks: `update-plaid-webhooks` points every Item at the served app; Plaid
+    # acknowledges each with a webhook, which the app verifies with the key it fetches.
+    # (Before the move below removes the IBKR Item the served app also holds.)
+    result = served.test_cli_runner().invoke(args=["update-plaid-webhooks"])
+    assert result.exit_code == 0, result.output
+    deliveries = emulator.controls.wait_for_webhooks(1)
+    assert deliveries and all(d.status == 200 for d in deliveries), deliveries
+
     # Plaid: Hosted Link for a new Item (create, poll, exchange), update mode, Item health,
     # and moving IBKR to SnapTrade (holdings on both sides, then /item/remove).
     job = new_user.plaid_link.start_plaid_link(poll_seconds=0.02)
@@ -258,9 +324,11 @@ def every_call_the_project_makes(hub: Any, new_user: Any, emulator: Any) -> None
     assert hub.migrations.migrate("interactive-brokers", execute=True)["ok"]
 
 
-def test_every_snaptrade_request_fits_the_spec(hub: Any, new_user: Any, emulator: Any) -> None:
+def test_every_snaptrade_request_fits_the_spec(
+    hub: Any, new_user: Any, served: Any, emulator: Any
+) -> None:
     schemas = RequestSchemas(SNAPTRADE_SPEC)
-    every_call_the_project_makes(hub, new_user, emulator)
+    every_call_the_project_makes(hub, new_user, served, emulator)
     recorded = [r for r in emulator.controls.requests() if r.endpoint.startswith("snaptrade ")]
     assert {r.endpoint for r in recorded} == SNAPTRADE_CALLS
     problems = {
@@ -287,10 +355,10 @@ def plaid_request_problems(models: PlaidModels, recorded: RecordedRequest) -> li
 
 
 def test_every_plaid_request_fits_the_sdk_request_models(
-    hub: Any, new_user: Any, emulator: Any
+    hub: Any, new_user: Any, served: Any, emulator: Any
 ) -> None:
     models = PlaidModels()
-    every_call_the_project_makes(hub, new_user, emulator)
+    every_call_the_project_makes(hub, new_user, served, emulator)
     recorded = [r for r in emulator.controls.requests() if r.endpoint.startswith("plaid ")]
     assert {r.endpoint for r in recorded} == PLAID_CALLS
     problems = {
@@ -305,12 +373,12 @@ def test_every_plaid_request_fits_the_sdk_request_models(
 
 
 def test_every_answer_the_project_receives_fits_the_provider_contracts(
-    hub: Any, new_user: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
+    hub: Any, new_user: Any, served: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Plaid answers parse strictly into the SDK's models; SnapTrade answers fit the spec,
     string formats included (so no URL in them points at the emulator's loopback host)."""
     tap = AnswerTap(monkeypatch)
-    every_call_the_project_makes(hub, new_user, emulator)
+    every_call_the_project_makes(hub, new_user, served, emulator)
     models, spec = PlaidModels(), snaptrade_spec()
     plaid_base, snaptrade_base = (
         urlsplit(u).path for u in (emulator.plaid_url, emulator.snaptrade_url)
@@ -337,6 +405,79 @@ def test_every_answer_the_project_receives_fits_the_provider_contracts(
                 problems.append(f"{status} from snaptrade {template}: {where}: {error.message}")
     assert received == PLAID_CALLS | SNAPTRADE_CALLS
     assert not problems, "\n".join(dict.fromkeys(problems))  # each distinct problem once
+
+
+def sdk_endpoints() -> dict[str, str]:
+    """Each SDK operation by how the product's code calls it: ``client.item_get`` (Plaid's
+    one API object) and ``client.trading.place_order`` (SnapTrade's tag APIs), async twins
+    included, mapped to "provider /path" as the emulator records it."""
+    from plaid.api.plaid_api import PlaidApi
+    from snaptrade_client import SnapTrade, SnapTradeAuth
+
+    plaid_api = PlaidApi(plaid.ApiClient(plaid.Configuration(host=plaid.Environment.Sandbox)))
+    endpoints = {
+        name.removesuffix("_endpoint"): f"plaid {value.settings['endpoint_path']}"
+        for name, value in vars(plaid_api).items()
+        if name.endswith("_endpoint")
+    }
+    snaptrade = SnapTrade(auth=SnapTradeAuth.commercial_api_key(consumer_key="k", client_id="c"))
+    for tag, api in vars(snaptrade).items():
+        if tag.startswith("_"):
+            continue
+        # Each operation is a method of a class in its path's module (``paths/...``), which
+        # names the path; a deprecation wrapper hides the function, not the class.
+        for klass in type(api).__mro__:
+            path = getattr(sys.modules[klass.__module__], "path", None)
+            for name in vars(klass):
+                if path is not None and not name.startswith("_"):
+                    endpoints.setdefault(f"{tag}.{name}", f"snaptrade {path.value}")
+    return endpoints
+
+
+def sdk_calls_in(path: Path, endpoints: dict[str, str]) -> set[str]:
+    """The endpoints of the SDK operations a module calls (``x.item_get(...)``,
+    ``x.trading.place_order(...)``), whatever the client object is named."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        name, owner = node.func.attr, node.func.value
+        keys = [name]
+        if isinstance(owner, ast.Attribute):
+            keys.insert(0, f"{owner.attr}.{name}")
+        found |= {endpoints[key] for key in keys if key in endpoints}
+    return found
+
+
+def test_the_lists_name_every_provider_call_in_the_product() -> None:
+    """A call added to the product's code fails here until the lists (and so the flows above,
+    which must make every listed call) name it."""
+    endpoints = sdk_endpoints()
+    assert endpoints["item_get"] == "plaid /item/get"  # the maps are read as they are meant
+    assert endpoints["trading.place_order"] == "snaptrade /trade/{tradeId}"
+    modules = [ROOT / name for name in PRODUCT_FILES]
+    modules += [path for folder in PRODUCT_CODE for path in sorted((ROOT / folder).rglob("*.py"))]
+    called = set().union(*(sdk_calls_in(path, endpoints) for path in modules))
+    assert called == PLAID_CALLS | SNAPTRADE_CALLS
+
+
+def test_the_call_scan_sees_each_way_the_sdks_are_called(tmp_path: Path) -> None:
+    endpoints = sdk_endpoints()
+    module = tmp_path / "probe.py"
+    module.write_text(
+        "def run(client, snap, request):\n"
+        "    client.investments_transactions_get(request)\n"
+        "    call(client, lambda: client.webhook_verification_key_get(request))\n"
+        "    snap.account_information.get_account_activities(account_id='a')\n"
+        "    self._client.trading.place_order(trade_id='t')\n"
+        "    snap.transactions_and_reporting.get(account_id='a')  # no such operation\n"
+    )
+    assert sdk_calls_in(module, endpoints) == {
+        "plaid /investments/transactions/get",
+        "plaid /webhook_verification_key/get",
+        "snaptrade /accounts/{accountId}/activities",
+        "snaptrade /trade/{tradeId}",
+    }
 
 
 def test_the_snaptrade_request_check_refuses_each_kind_of_mistake() -> None:
