@@ -17,11 +17,13 @@ everything in ``bench-output/results.json``:
    then over stdio against a bare MCPServer answering the same payload;
 
 then the other figures: a live fetch, cold start, a simulated week of provider
-calls (``bench/cache.py``), and fault recovery (``bench/faults.py``).
+calls (``bench/cache.py``), a simulated week with webhooks against lifetimes alone
+(``bench/webhook_week.py``), and fault recovery (``bench/faults.py``).
 
     python -m bench [--stdio-repeat 300] [--sizes 46,500,5000,20000] [--load-seconds 60]
                     [--activity-sizes 5000] [--only sqlite|postgres]
                     [--no-positions] [--no-activities] [--no-load] [--no-faults]
+                    [--no-webhooks]
 """
 
 from __future__ import annotations
@@ -232,6 +234,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-load", action="store_true", help="skip the gunicorn load run")
     parser.add_argument("--no-faults", action="store_true", help="skip fault recovery")
+    parser.add_argument(
+        "--no-webhooks", action="store_true", help="skip the simulated week with webhooks"
+    )
     args = parser.parse_args(argv)
     if DEMO not in args.sizes:
         args.sizes = [DEMO, *args.sizes]  # the growth is read against the demo
@@ -286,6 +291,19 @@ def main(argv: list[str] | None = None) -> int:
     sections.extend(later)
     if not args.no_positions:
         sections.append("### Cache, cold start, a week of calls\n\n" + cache.markdown(per_kind))
+    if not args.no_webhooks:
+        from bench import webhook_week
+
+        weeks: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory() as folder:
+            for kind in kinds:
+                progress(f"{kind}: a simulated week with webhooks")
+                weeks[kind] = webhook_week.run(kind, Path(folder) / kind)
+        results["webhook_week"] = weeks
+        sections.append(
+            "### A week with webhooks, against cache lifetimes alone (24 reads a day)\n\n"
+            + webhook_week.markdown(weeks)
+        )
     if not args.no_faults:
         kind = "postgres" if server and args.only != "sqlite" else "sqlite"
         progress(f"fault recovery on {kind}")
