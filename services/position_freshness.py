@@ -23,6 +23,9 @@ class RefreshPlan:
     fresh_by: str  # "webhook" | "lifetime"
     lifetime_hours: int
     due: tuple[str, ...]
+    # When the oldest of the provider's rows were fetched: the provider's whole refresh, or
+    # later when every source has been refreshed alone since (webhooks).
+    as_of: datetime | None
 
 
 def plan_refresh(
@@ -41,9 +44,12 @@ def plan_refresh(
     fed = bool(sources) and all(r.fed_by_webhooks(now) for r in sources)
     lifetime = safety_hours if fed else ttl_hours
     fresh_by = "webhook" if fed else "lifetime"
-    expired = fetched_at is None or now - fetched_at >= timedelta(hours=lifetime)
+    as_of = fetched_at
+    if as_of is not None and sources and all(r.fetched_at is not None for r in sources):
+        as_of = max(as_of, min(r.fetched_at for r in sources if r.fetched_at is not None))
+    expired = as_of is None or now - as_of >= timedelta(hours=lifetime)
     if force or expired or EVERY_SOURCE in due:
-        return RefreshPlan(True, None, fresh_by, lifetime, due)
+        return RefreshPlan(True, None, fresh_by, lifetime, due, as_of)
     if due:
-        return RefreshPlan(True, frozenset(due), fresh_by, lifetime, due)
-    return RefreshPlan(False, None, fresh_by, lifetime, due)
+        return RefreshPlan(True, frozenset(due), fresh_by, lifetime, due, as_of)
+    return RefreshPlan(False, None, fresh_by, lifetime, due, as_of)

@@ -166,7 +166,7 @@ class PositionService:
             for p in self._fetchers
         }
         stale = [provider for provider in self._fetchers if plans[provider].stale]
-        self._note_savings(plans, snapshots, sources)
+        self._note_savings(plans, sources)
         metadata: dict[str, dict[str, Any]] = {}
         # Stale providers are fetched side by side: the answer waits for the slowest
         # provider, not for the sum of both.
@@ -214,13 +214,12 @@ class PositionService:
             {p: snapshots.get(p, EMPTY_SNAPSHOT) for p in self._fetchers}, sources
         )
         plans = {p: self._plan(p, state.snapshots[p], sources) for p in self._fetchers}
-        self._note_savings(plans, state.snapshots, sources)
+        self._note_savings(plans, sources)
         return state, any(plan.stale for plan in plans.values())
 
     def _note_savings(
         self,
         plans: Mapping[str, RefreshPlan],
-        snapshots: Mapping[str, Snapshot],
         sources: list[Freshness],
     ) -> None:
         """Count the refreshes the lifetime rule would have made where webhooks made them
@@ -233,7 +232,7 @@ class PositionService:
             self._savings.note_read(
                 self._store.user_id(),
                 provider,
-                fetched_at=snapshots.get(provider, EMPTY_SNAPSHOT).fetched_at,
+                fetched_at=plan.as_of,
                 ttl_hours=self.cache_hours_for_provider(provider),
                 sources=sum(
                     1 for r in sources if r.provider == provider and r.source != EVERY_SOURCE
@@ -322,23 +321,24 @@ class PositionService:
     def _metadata(
         self, provider: str, snapshot: Snapshot, *, from_cache: bool, plan: RefreshPlan
     ) -> dict[str, Any]:
-        _, hours_ago = self._freshness(provider, snapshot)
+        # The answer is as old as its oldest rows (sources refreshed alone are younger).
+        as_of = plan.as_of
+        hours_ago = (
+            max(0.0, (self._clock() - as_of).total_seconds() / 3600) if as_of is not None else None
+        )
         ttl = self.cache_hours_for_provider(provider)
         # Fed by webhooks, the rows live until the next webhook or the safety lifetime.
         lifetime = plan.lifetime_hours
         is_fresh = hours_ago is not None and hours_ago < lifetime
-        next_refresh = (
-            snapshot.fetched_at + timedelta(hours=lifetime) if snapshot.fetched_at else None
-        )
         return {
             "from_cache": from_cache,
             "cache_age_hours": hours_ago if from_cache else None,
             "ttl_hours": ttl,
             "fresh_by": plan.fresh_by,
             "due_sources": list(plan.due),
-            "fetched_at": snapshot.fetched_at,
-            "next_refresh_after": next_refresh,
-            "stale": snapshot.fetched_at is not None and not is_fresh,
+            "fetched_at": as_of,
+            "next_refresh_after": as_of + timedelta(hours=lifetime) if as_of else None,
+            "stale": as_of is not None and not is_fresh,
             "error": None,
             "warning": snapshot.last_error if snapshot.fetched_at else None,
             "environment": self.environments.get(provider),

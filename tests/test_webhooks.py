@@ -256,6 +256,32 @@ def test_an_item_fed_by_webhooks_waits_for_them_or_the_safety_lifetime(
     assert hub.position_views.answer("summary")["cache_info"]["plaid"]["fresh_by"] == "lifetime"
 
 
+def test_items_refreshed_alone_keep_their_provider_fresh_past_the_safety_lifetime(
+    hub: Any, client: Any, signer: PlaidSigner, emulator: Any, clock: FakeClock
+) -> None:
+    def holdings_update(item_id: str) -> None:
+        body = json.dumps(
+            {"webhook_type": "HOLDINGS", "webhook_code": "DEFAULT_UPDATE", "item_id": item_id}
+        ).encode()
+        assert deliver_plaid(client, signer, body, clock()).get_json()["status"] == "applied"
+
+    safety = hub.settings.webhook_safety_hours
+    days = safety // 24 + 1  # past the safety lifetime of the first, whole refresh
+    for _ in range(days - 1):
+        for item_id in data.PLAID_ITEM_IDS.values():
+            holdings_update(item_id)
+        hub.position_views.answer("summary")  # each Item refreshed alone
+        clock.advance(hours=24)
+    refreshed_last = clock() - timedelta(hours=24)
+    emulator.controls.reset_counts()
+    holdings_update(IBKR_ITEM)
+    info = hub.position_views.answer("summary")["cache_info"]["plaid"]
+    # Only the Item that changed: every Item was refreshed since the whole refresh.
+    assert emulator.controls.calls_by_subject(HOLDINGS) == {IBKR_TOKEN: 1}
+    # The answer is as old as its oldest Item.
+    assert info["as_of"] == refreshed_last.isoformat()
+
+
 def test_an_unknown_key_id_is_refused_and_fetched_a_bounded_number_of_times(
     hub: Any, client: Any, signer: PlaidSigner, clock: FakeClock
 ) -> None:
