@@ -69,7 +69,7 @@ def run(services: Any, sizes: list[int], *, repeat: int, cold_repeat: int) -> li
 
 
 def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's targets, read off the table (shown, not asserted)."""
+    """The growth targets, read off the table (shown, not asserted)."""
     first, last = rows[0], rows[-1]
     summary_growth = (
         last["formats"]["summary"]["warm_ms"]["p50"] / first["formats"]["summary"]["warm_ms"]["p50"]

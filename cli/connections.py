@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask import Flask
 
+from cli.environments import environments_line
 from cli.output import run_cli
 
 
@@ -25,7 +26,8 @@ def register(app: Flask) -> None:
     @app.cli.command("snaptrade-support-request")
     def snaptrade_support_request() -> None:
         """Print the request asking SnapTrade to enable trading (error 1020), filled in."""
-        text = run_cli(
-            lambda: app.extensions["services"].health.snaptrade_support_request(), quiet=True
-        )
+        svc = app.extensions["services"]
+        text = run_cli(svc.health.snaptrade_support_request, quiet=True)
+        # Above the request, so it can be copied from the line after as it is.
+        click.echo(environments_line(svc.settings))
         click.echo(text)

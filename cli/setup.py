@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask import Flask
 
+from cli.environments import environments_line, storage_line
 from cli.output import run_cli
 
 
@@ -24,27 +25,34 @@ def register(app: Flask) -> None:
     )
     def set_password(password: str) -> None:
         """Set the web app's password for DEFAULT_USER_EMAIL (only a hash is stored)."""
-        web_auth = app.extensions["services"].web_auth
+        svc = app.extensions["services"]
+        web_auth = svc.web_auth
         run_cli(lambda: web_auth.set_password(password), quiet=True)
         click.echo(f"password set for {web_auth.user_email}; every web session was logged out")
+        # The hash goes to the secret store, the ended sessions are in the database.
+        click.echo(storage_line(svc.settings))
 
     @app.cli.command("clear-login-brake")
     @click.option("--client", default=None, help="Only this client address (default: all).")
     def clear_login_brake(client: str | None) -> None:
         """Let logins through again after too many failed attempts (the owner's way back in)."""
-        brake = app.extensions["services"].web_auth.brake
-        cleared = run_cli(lambda: brake.clear(client), quiet=True)
+        svc = app.extensions["services"]
+        cleared = run_cli(lambda: svc.web_auth.brake.clear(client), quiet=True)
         click.echo(f"login brake cleared: {cleared} recorded attempt(s) forgotten")
+        click.echo(storage_line(svc.settings, secret_store=False))  # attempts live there only
 
     @app.cli.command("demo-login")
     def demo_login() -> None:
         """Emulator mode: print the demo login (a password is made up the first time)."""
         svc = app.extensions["services"]
         if not svc.emulator_mode:
+            click.echo(environments_line(svc.settings))
             if not svc.web_auth.has_password():
                 click.echo("no web password is set: run `flask --app app set-password`", err=True)
             return
         password = svc.web_auth.passwords.ensure_demo_password()
+        # Before the login, which stays the last line (`make run` ends with it).
+        click.echo(environments_line(svc.settings))
         if password is None:
             click.echo(f"web login: {svc.user_email} with the password set by set-password")
         else:

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 
+from cli.housekeeping import clean_up
 from cli.output import run_cli
 from services.composition.webhooks import plaid_webhook_url
 from services.webhooks.plaid_items import update_plaid_webhooks
@@ -14,7 +15,8 @@ from services.webhooks.plaid_items import update_plaid_webhooks
 def register(app: Flask) -> None:
     @app.cli.command("process-webhooks")
     def process_webhooks() -> None:
-        """Fetch what webhooks said changed: due Items and accounts, due activity (cron)."""
+        """Fetch what webhooks said changed: due Items and accounts, due activity (cron);
+        then delete finished and abandoned records (links, sessions, attempts, old events)."""
 
         def run() -> dict[str, Any]:
             hub = app.extensions["services"]
@@ -27,6 +29,7 @@ def register(app: Flask) -> None:
                     for p, m in state.metadata.items()
                 },
                 "activities": hub.activities.sync_due(),
+                "cleaned_up": clean_up(hub),
             }
 
         run_cli(run)

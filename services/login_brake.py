@@ -60,7 +60,7 @@ class LoginBrake:
         since = now - self.limits.window
         with self._engine.begin() as conn:
             self._serialise(conn)
-            conn.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at <= since))
+            self._forget_old(conn, since)
             attempt_id = conn.execute(
                 insert(LoginAttempt)
                 .values(client=client, account=account, attempted_at=now, outcome=RESERVED)
@@ -96,6 +96,16 @@ class LoginBrake:
             if client is not None:
                 query = query.where(LoginAttempt.client == client[:MAX_CLIENT_LENGTH])
             return int(conn.execute(query).rowcount or 0)
+
+    def forget_old(self) -> int:
+        """Delete attempts that left the window (the scheduler's clean-up); returns how many."""
+        with self._engine.begin() as conn:
+            return self._forget_old(conn, self._clock() - self.limits.window)
+
+    def _forget_old(self, conn: Connection, since: datetime) -> int:
+        # Attempts outside the window count for nothing: the rows only grow the table.
+        result = conn.execute(delete(LoginAttempt).where(LoginAttempt.attempted_at <= since))
+        return int(result.rowcount or 0)
 
     def _serialise(self, conn: Connection) -> None:
         # SQLite: the INSERT below takes the database's write lock, so reservations are

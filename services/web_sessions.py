@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, select, update
 
 from services.clock import Clock, as_utc
 from services.models import User, WebSession
@@ -122,9 +122,15 @@ class WebSessions:
         with self._engine.begin() as conn:
             conn.execute(delete(WebSession).where(WebSession.id == key))
 
-    def _forget_ended(self, conn: object, now: datetime) -> None:
+    def forget_ended(self) -> int:
+        """Delete the rows of sessions that ended by time (the scheduler's clean-up);
+        returns how many."""
+        with self._engine.begin() as conn:
+            return self._forget_ended(conn, self._clock())
+
+    def _forget_ended(self, conn: Connection, now: datetime) -> int:
         """Rows of sessions that ended by time: gone, so the table stays small."""
-        conn.execute(  # type: ignore[attr-defined]
+        result = conn.execute(
             delete(WebSession).where(
                 or_(
                     WebSession.last_seen_at <= now - self.rules.idle,
@@ -132,3 +138,4 @@ class WebSessions:
                 )
             )
         )
+        return int(result.rowcount or 0)

@@ -430,6 +430,18 @@ def cli_migrate(hub: Hub, provider: str, *, execute: bool = False) -> Outcome:
     return Outcome(result.output, result.exit_code == 1)
 
 
+def cli_update_plaid_webhooks(hub: Hub, provider: str) -> Outcome:
+    result = run_cli(hub, "update-plaid-webhooks")
+    report = json.loads(result.stdout)
+    items = report["items"]
+    assert {item["institution"] for item in items} == PLAID_ITEMS, items
+    errors = [item["error"] for item in items if not item["ok"]]
+    # One short line per Item, not a dump of the provider's answer.
+    assert all(error and len(error) < 300 and "\n" not in error for error in errors), errors
+    shown = result.exit_code == 1 and len(errors) == len(items)
+    return Outcome(result.output, shown, " ".join(errors) or None)
+
+
 @dataclass(frozen=True)
 class Surface:
     run: Callable[[Hub, str], Outcome]
@@ -437,6 +449,7 @@ class Surface:
     # Writes what it sees into the connection registry (refreshes and health checks do).
     records_state: bool = False
     user: str = demo.DEMO_USER_EMAIL
+    env: dict[str, str] = field(default_factory=dict)  # settings this surface needs
 
 
 SURFACES: dict[str, Surface] = {
@@ -470,6 +483,11 @@ SURFACES: dict[str, Surface] = {
     "cli income": Surface(cli_income, sync_activities_then_expire),
     "web POST /webhooks/plaid": Surface(web_plaid_webhook, signed_plaid_delivery_first),
     "cli health": Surface(cli_health, records_state=True),
+    "cli update-plaid-webhooks": Surface(
+        # A closed port: the emulator's acknowledgement webhook goes nowhere.
+        cli_update_plaid_webhooks,
+        env={"PUBLIC_BASE_URL": "http://127.0.0.1:9"},
+    ),
     "cli migrate-institution": Surface(cli_migrate),
     "cli migrate-institution --execute": Surface(
         lambda hub, provider: cli_migrate(hub, provider, execute=True)
@@ -584,6 +602,7 @@ CALLS = [
 ACTIVITY_SURFACES = ("mcp get_activities", "mcp get_income", "web GET /activity", "cli income")
 CALLS += [
     Call("plaid /webhook_verification_key/get", ("web POST /webhooks/plaid",)),
+    Call("plaid /item/webhook/update", ("cli update-plaid-webhooks",)),
     Call("plaid /investments/transactions/get", ACTIVITY_SURFACES),
     Call("snaptrade /accounts/{accountId}/activities", ACTIVITY_SURFACES),
 ]
@@ -619,6 +638,7 @@ TIMEOUT_SURFACES = {
     "snaptrade /snapTrade/login": ("web POST /snaptrade/connect",),
     "plaid /investments/transactions/get": ("mcp get_activities", "web GET /activity"),
     "plaid /webhook_verification_key/get": ("web POST /webhooks/plaid",),
+    "plaid /item/webhook/update": ("cli update-plaid-webhooks",),
     "snaptrade /accounts/{accountId}/activities": ("mcp get_income", "cli income"),
 }
 assert {s for surfaces in TIMEOUT_SURFACES.values() for s in surfaces} == set(SURFACES)
@@ -760,7 +780,7 @@ def test_a_provider_fault_is_reported_changes_nothing_and_is_retried_within_boun
     if fault.latency:
         # Only where it is the fault: a short timeout on every case would flake under load.
         env["PROVIDER_TIMEOUT_SECONDS"] = str(TIMEOUT_SECONDS)
-    hub = build_hub(template, case_dir, emulator, clock, user=surface.user, **env)
+    hub = build_hub(template, case_dir, emulator, clock, user=surface.user, **surface.env, **env)
     services = hub.services
     try:
         if surface.prepare is not None:

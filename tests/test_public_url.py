@@ -16,8 +16,8 @@ PUBLIC = "https://hub.example.com"
 
 
 @pytest.fixture
-def hub(tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock) -> Any:
-    built = make_services(tmp_path, sqlite_url, emulator, clock, PUBLIC_BASE_URL=PUBLIC)
+def hub(tmp_path: Path, database_url: str, emulator: Any, clock: FakeClock) -> Any:
+    built = make_services(tmp_path, database_url, emulator, clock, PUBLIC_BASE_URL=PUBLIC)
     yield built
     built.close()
 
@@ -34,9 +34,9 @@ def test_an_https_base_url_makes_the_cookie_secure_and_sends_hsts(hub: Any) -> N
 
 
 def test_plain_http_on_the_embedded_default_sends_no_hsts(
-    tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock
+    tmp_path: Path, database_url: str, emulator: Any, clock: FakeClock
 ) -> None:
-    local = make_services(tmp_path, sqlite_url, emulator, clock)
+    local = make_services(tmp_path, database_url, emulator, clock)
     try:
         response = make_app(local).test_client().get("/login")
         assert "Secure" not in response.headers["Set-Cookie"]
@@ -94,10 +94,10 @@ def test_without_trusted_proxies_a_forwarded_address_is_ignored(hub: Any) -> Non
 
 
 def test_a_trusted_proxy_names_the_client_and_the_scheme(
-    tmp_path: Path, sqlite_url: str, emulator: Any, clock: FakeClock
+    tmp_path: Path, database_url: str, emulator: Any, clock: FakeClock
 ) -> None:
     proxied = make_services(
-        tmp_path, sqlite_url, emulator, clock, PUBLIC_BASE_URL=PUBLIC, TRUSTED_PROXIES="1"
+        tmp_path, database_url, emulator, clock, PUBLIC_BASE_URL=PUBLIC, TRUSTED_PROXIES="1"
     )
     try:
         proxied.web_auth.passwords.set_password(TEST_PASSWORD)

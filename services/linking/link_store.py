@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from core.errors import NotFound
 from services.clock import Clock, as_utc
@@ -235,7 +235,18 @@ class LinkStore:
     # --- housekeeping -----------------------------------------------------------------------
 
     def _forget_old(self, conn: Any) -> None:
-        """Finished and abandoned links and flows older than KEEP_FOR are deleted."""
-        cutoff = self._clock() - KEEP_FOR
-        conn.execute(delete(PlaidLinkSession).where(PlaidLinkSession.created_at <= cutoff))
-        conn.execute(delete(SnapTradePortalFlow).where(SnapTradePortalFlow.created_at <= cutoff))
+        forget_old_links(conn, self._clock())
+
+
+def forget_old_links(conn: Connection, now: datetime) -> dict[str, int]:
+    """Finished and abandoned links and flows (every user's) older than KEEP_FOR are deleted;
+    returns how many of each."""
+    cutoff = now - KEEP_FOR
+    sessions = conn.execute(delete(PlaidLinkSession).where(PlaidLinkSession.created_at <= cutoff))
+    flows = conn.execute(
+        delete(SnapTradePortalFlow).where(SnapTradePortalFlow.created_at <= cutoff)
+    )
+    return {
+        "plaid_link_sessions": int(sessions.rowcount or 0),
+        "snaptrade_portal_flows": int(flows.rowcount or 0),
+    }

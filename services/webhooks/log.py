@@ -6,12 +6,15 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.models import WebhookEvent
 
 PAYLOAD_CHARS = 20_000
+# Deduplication and replay checks look back minutes; a month of events is left for
+# looking into what a provider sent.
+KEEP_EVENTS_FOR = timedelta(days=30)
 
 
 class Duplicate(Exception):
@@ -106,3 +109,16 @@ def same_body_recently(
 
 def set_outcome(conn: Connection, event_id: int, outcome: str) -> None:
     conn.execute(update(WebhookEvent).where(WebhookEvent.id == event_id).values(outcome=outcome))
+
+
+def forget_old_events(conn: Connection, now: datetime) -> int:
+    """Delete events received more than KEEP_EVENTS_FOR ago; returns how many.
+
+    One still ``received`` (not applied yet) stays: ``apply_pending`` still owes it."""
+    result = conn.execute(
+        delete(WebhookEvent).where(
+            WebhookEvent.received_at <= now - KEEP_EVENTS_FOR,
+            WebhookEvent.outcome != "received",
+        )
+    )
+    return int(result.rowcount or 0)
