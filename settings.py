@@ -92,11 +92,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("MAX_ORDER_VALUE", "10000", "Largest estimated order value, in the account currency."),
     Setting("PREVIEW_TTL_SECONDS", "120", "Seconds a trade preview can be executed (at most 300)."),
-    Setting(
-        "MAX_DAILY_ORDER_VALUE",
-        "10000",
-        "Largest sum of orders placed or pending in any 24 hours, buys and sells, per currency.",
-    ),
+    Setting("MAX_DAILY_ORDER_VALUE", "10000", "Largest 24 h sum of orders, in BASE_CURRENCY."),
     Setting(
         "MARKET_ORDER_BUFFER_PERCENT",
         "5",
@@ -108,11 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
         "A SELL limit this percent or more below the market is refused unless allow_far_limit.",
     ),
     Setting("MAX_ORDER_QUANTITY", "100000", "Largest quantity of one order, in shares or units."),
-    Setting(
-        "SKIP_ORDER_CONFIRMATION",
-        "false",
-        "Place orders without a person's confirmation: only with SNAPTRADE_ENV=emulator (demos).",
-    ),
+    Setting("SKIP_ORDER_CONFIRMATION", "false", "Place orders unconfirmed: emulator demos only."),
     Setting(
         "ALLOW_MIXED_ENVIRONMENTS",
         "false",
@@ -280,15 +272,19 @@ def _required_for_live(env: Mapping[str, str], name: str, env_name: str, env_val
 MIN_SECRET_KEY_LENGTH = 32
 
 
-def _skip_confirmation(env: Mapping[str, str], snaptrade_env: str) -> bool:
-    skip = flag(env, "SKIP_ORDER_CONFIRMATION")
-    # A real order always waits for a person: the model that previews it cannot confirm it.
-    if skip and snaptrade_env != "emulator":
+def _skip_confirmation(env: Mapping[str, str], plaid_env: str, snaptrade_env: str) -> bool:
+    # Demos only (a real order always waits for a person): both providers on this machine.
+    here = {"emulator", "", "localhost", "127.0.0.1", "::1"}
+    values = {"PLAID_ENV": plaid_env, "SNAPTRADE_ENV": snaptrade_env}
+    values |= {name: url(env, name) for name in ("PLAID_BASE_URL", "SNAPTRADE_BASE_URL")}
+    away = [f"{k}={v}" for k, v in values.items() if {v, urlsplit(v).hostname}.isdisjoint(here)]
+    if away and flag(env, "SKIP_ORDER_CONFIRMATION"):
         raise ConfigError(
-            f"SKIP_ORDER_CONFIRMATION=true is refused with SNAPTRADE_ENV={snaptrade_env}: "
-            "orders at a real brokerage always need a person's confirmation"
+            f"SKIP_ORDER_CONFIRMATION=true is refused with {away[0]}: it is for demos with both "
+            "providers on the emulator, base URLs empty or on localhost; a real order always "
+            "needs a person's confirmation"
         )
-    return skip
+    return flag(env, "SKIP_ORDER_CONFIRMATION")
 
 
 def _public_base_url(env: Mapping[str, str]) -> str:
@@ -382,7 +378,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
         market_order_buffer_percent=percent(env, "MARKET_ORDER_BUFFER_PERCENT"),
         far_limit_percent=percent(env, "FAR_LIMIT_PERCENT"),
         max_order_quantity=positive_number(env, "MAX_ORDER_QUANTITY"),
-        skip_order_confirmation=_skip_confirmation(env, snaptrade_env),
+        skip_order_confirmation=_skip_confirmation(env, plaid_env, snaptrade_env),
         allow_mixed_environments=allow_mixed,
         public_base_url_setting=_public_base_url(env),
         trusted_proxies=whole_number(env, "TRUSTED_PROXIES", minimum=0, maximum=5),

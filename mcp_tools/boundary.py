@@ -3,7 +3,9 @@
 Only ``ToolError`` carries its message to the model (any other exception is masked
 as a bare "Error executing tool"), so the project's own errors become ToolError
 here, once, with their message; anything else is logged and reported as an
-internal error, never as a traceback.
+internal error, never as a traceback. Every message leaves through
+``untrusted.neutral_message``, as a result's provider text does: an error may quote an
+account's name, a symbol or a brokerage's own words, and those must reach the model inert.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from core.errors import BrokerageHubError, bounded_message
+from core.errors import BrokerageHubError
+from mcp_tools.untrusted import neutral_message
 
 if TYPE_CHECKING:
     from services.composition import Services
@@ -40,18 +43,19 @@ async def services_of(get_services: ServicesFactory) -> Services:
 def tool_error(exc: BaseException) -> ToolError:
     """Our errors become ToolError so their message reaches the model (others are masked).
 
-    The message quotes at most a short prefix of a long argument (``bounded_message``); a
-    database outage is said as such, briefly, so the model can try again later.
+    The message is one line of inert text quoting at most a short prefix of a long argument
+    (``neutral_message``); a database outage is said as such, briefly, so the model can try
+    again later.
     """
     if isinstance(exc, ToolError):
         text = str(exc)
-        return exc if bounded_message(text) == text else ToolError(bounded_message(text))
+        return exc if neutral_message(text) == text else ToolError(neutral_message(text))
     if isinstance(exc, BrokerageHubError):
-        return ToolError(bounded_message(exc.message))
+        return ToolError(neutral_message(exc.message))
     outage = _database_outage(exc)
     if outage is not None:
         log.warning("tool failed: the database is not reachable (%s)", type(exc).__name__)
-        return ToolError(outage.message)
+        return ToolError(neutral_message(outage.message))
     log.error("tool failed unexpectedly", exc_info=exc)
     return ToolError("internal error; see the server log")
 

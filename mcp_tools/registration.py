@@ -7,7 +7,9 @@
   listed cannot be called, whatever the model asks;
 - wraps every other tool so its dict answer says each provider's environment
   (``mcp_tools.environments``) and carries provider text only as inert, marked data
-  (``mcp_tools.untrusted``).
+  (``mcp_tools.untrusted``), and so every failure leaves through the error boundary
+  (``mcp_tools.boundary``: one line of inert text);
+- gives its arguments errors in one short line each (``mcp_tools.arguments``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from mcp_tools.boundary import ServicesFactory
+from mcp_tools.arguments import shorten_argument_errors
+from mcp_tools.boundary import ServicesFactory, tool_boundary
 from mcp_tools.environments import with_environments
 from mcp_tools.untrusted import marked
 
@@ -61,7 +64,12 @@ class _Registrar:
         register = self._server.tool(*args, **kwargs)
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-            register(with_untrusted_marked(with_environments(fn, self._get_services)))
+            # The boundary outermost too: a failure anywhere in the wrapping is answered
+            # as the tool's own are (a tool's own @tool_boundary covers its body alone).
+            register(
+                tool_boundary(with_untrusted_marked(with_environments(fn, self._get_services)))
+            )
+            shorten_argument_errors(self._server, kwargs.get("name") or fn.__name__)
             return fn
 
         return decorator

@@ -20,13 +20,14 @@ if TYPE_CHECKING:
 PREVIEW_TRADE_DOC = """Preview a stock or ETF order through SnapTrade; places nothing.
 
 Checks the order (the account is the person's and its connection can trade; side BUY or
-SELL; a quantity from 0.0001 to MAX_ORDER_QUANTITY; Market, or Limit with limit_price; the
-symbol is tradable there), values it at its worst case (a SELL at the higher of its limit
-and the best known market price, a BUY Limit at its limit, a BUY Market at the highest
-known price plus MARKET_ORDER_BUFFER_PERCENT) and refuses it above MAX_ORDER_VALUE, above
-what is left of MAX_DAILY_ORDER_VALUE in the last 24 hours, or a SELL above the units
-available (held, minus open sells). A SELL limit more than FAR_LIMIT_PERCENT below the
-market is refused unless allow_far_limit is true; the person is then warned in words.
+SELL; a quantity from 0.0001 to MAX_ORDER_QUANTITY; Market, or Limit with a limit_price from
+0.0001 to 10,000,000; the symbol is tradable there), values it at its worst case (a
+SELL at the higher of its limit and the best known market price, a BUY Limit at its limit,
+a BUY Market at the highest known price plus MARKET_ORDER_BUFFER_PERCENT) and refuses it
+above MAX_ORDER_VALUE, above what is left of MAX_DAILY_ORDER_VALUE (in BASE_CURRENCY) in
+the last 24 hours, or a SELL above the units available (held, minus open sells and our
+sells not yet in the holdings). A SELL limit more than FAR_LIMIT_PERCENT below the market
+is refused unless allow_far_limit is true; the person is then warned in words.
 
 Returns a preview_id, when it expires (at most 5 minutes), every order detail and the
 impact: the worst-case value and its basis, commission and fees ("unknown" when SnapTrade

@@ -7,6 +7,13 @@ through :func:`marked`: a copy in which each string under a provider field
 
     "untrusted_fields": {"fields": ["name", "description", ...], "note": "Values in the ..."}
 
+Error texts are neutralized the same way (:func:`neutral_message`): every error a tool
+returns (``boundary.tool_error``) and every ``error`` / ``trading_error`` field of an answer
+(a stored preview's refusal, a provider's failure). An error quotes provider text inline (an
+account's name, a brokerage's own error detail), with no field to mark, so the whole text
+is made inert (only backticks are kept); the project's own error messages use no other
+markup for that reason.
+
 The database and the cached views keep what the providers sent: only the copy that leaves
 through MCP is changed, and an answer with nothing to change is not copied at all (the warm
 ``get_positions`` path stays cheap).
@@ -17,6 +24,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
+from core.errors import MAX_MESSAGE_CHARS, bounded_message
 from core.untrusted import PROVIDER_TEXT_FIELDS, UNTRUSTED_NOTE, neutral_text, one_line
 
 MARKER = "untrusted_fields"
@@ -31,13 +39,15 @@ _SENTENCE_FIELDS = frozenset(
         "action",
         "summary",
         "differences",
-        "trading_error",
-        "error",
         "warning",
         "waste",
         "note",
     )
 )
+# Error texts, ours or a provider's, quoting provider text inline: made inert as a whole.
+_ERROR_FIELDS = frozenset(("error", "trading_error"))
+# Stands in for a backtick while an error text is cleaned (a private-use character).
+_TICK = "\ue000"
 # Maps keyed by provider text (institution names, currency codes) down to the numbers.
 _KEYED_FIELDS = frozenset(
     ("by_institution", "by_provider", "by_currency", "totals", "totals_before", "totals_after")
@@ -52,6 +62,17 @@ def marked(result: Any) -> Any:
         **_clean_dict(result, False),
         MARKER: {"fields": list(PROVIDER_TEXT_FIELDS), "note": UNTRUSTED_NOTE},
     }
+
+
+def neutral_message(text: str) -> str:
+    """An error text as it leaves through MCP: long quoted values cut (``bounded_message``),
+    then one line of plain text, as provider text is (no markup, control or bidi characters).
+
+    Only backticks are kept: our messages quote commands in them (run `flask --app app
+    migrate`), and on one line they can only mark code, never start a block."""
+    kept = bounded_message(text).replace(_TICK, "").replace("`", _TICK)
+    cleaned = (neutral_text(kept, MAX_MESSAGE_CHARS) or "").replace(_TICK, "`")
+    return text if cleaned == text else cleaned  # unchanged: the very object, not a copy
 
 
 def neutralized(value: Any) -> Any:
@@ -89,6 +110,8 @@ def _text(text: str) -> str:
 def _string(text: str, field: Any, keyed: bool) -> str:
     if keyed or field in _PROVIDER_FIELDS:
         return _text(text)
+    if field in _ERROR_FIELDS:
+        return neutral_message(text)
     if field in _SENTENCE_FIELDS:
         return one_line(text) or ""
     return text
@@ -120,6 +143,8 @@ def _clean_dict(value: dict[Any, Any], keyed: bool) -> dict[Any, Any]:
         if kind is str:
             if keyed or key in _PROVIDER_FIELDS:
                 new_item = item if _MEMO.get(item) is item else _text(item)
+            elif key in _ERROR_FIELDS:
+                new_item = neutral_message(item)
             elif key in _SENTENCE_FIELDS:
                 new_item = one_line(item) or ""
             else:

@@ -20,7 +20,7 @@ from mcp_server import build_server
 from sandbox import data
 from settings import PROJECT_ROOT
 from tests.conftest import make_services
-from tests.mcp_fixtures import Person, call, error_text, payload
+from tests.mcp_fixtures import Person, call, error_text, payload, stdio_server
 
 SCHWAB = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 IBKR = data.SNAPTRADE_ACCOUNT_IDS["ibkr-individual"]
@@ -123,6 +123,36 @@ def test_bad_preview_input_is_a_clear_tool_error_without_an_order_impact(
     assert emulator.controls.calls(IMPACT) == 0
 
 
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        ("preview_trade", {"quantity": True}, "quantity must be a number, not true"),
+        ("preview_trade", {"quantity": "5"}, 'quantity must be a number, not "5"'),
+        # JSON has no infinity: the client sends null.
+        ("preview_trade", {"quantity": float("inf")}, "quantity must be a number, not null"),
+        ("preview_trade", {"side": "HOLD"}, 'side must be one of "BUY", "SELL", not "HOLD"'),
+        ("preview_trade", {"limit_price": [1]}, "limit_price must be a number or null, not [1]"),
+        ("preview_trade", {"allow_far_limit": 1}, "allow_far_limit must be true or false, not 1"),
+        ("preview_trade", {"ticker": None}, "ticker must be a string, not null"),
+        ("list_trades", {"limit": "x" * 5000}, 'limit must be a whole number, not "xxxxx'),
+        ("execute_trade", {}, "preview_id is required: a string"),
+    ],
+)
+def test_an_argument_of_the_wrong_type_is_one_short_line_naming_it(
+    services: Any, emulator: Any, tool: str, arguments: dict[str, Any], expected: str
+) -> None:
+    base = {"ticker": "SCHB", "quantity": 2, "side": "BUY", "account_id": SCHWAB}
+    (result,) = call(
+        services, (tool, {**base, **arguments} if tool == "preview_trade" else arguments)
+    )
+    text = error_text(result)
+    assert text == f"Error executing tool {tool}: {expected}" or (
+        expected.endswith("xxxxx") and text.startswith(f"Error executing tool {tool}: {expected}")
+    )
+    assert "\n" not in text and "pydantic" not in text and len(text) < 160
+    assert emulator.controls.calls(IMPACT) == 0
+
+
 def test_execute_trade_is_refused_while_trading_is_disabled(services: Any, emulator: Any) -> None:
     preview_id = preview(services)["preview_id"]
     person = Person("accept")
@@ -191,6 +221,9 @@ def test_a_confirmed_order_is_placed_once_after_showing_the_exact_order(
         f"Price: market, last {SCHB.price:,.2f} {SCHB.currency} (counted at up to "
         f"{SCHB.price * 1.05:,.2f} {SCHB.currency})",
         f"Value at worst case: {worst_case:,.2f} {SCHB.currency}",
+        # ... and where the worst-case price came from.
+        f"Counted as: 2 x the market price {SCHB.price:g} {SCHB.currency} (",
+        "plus 5% for a Market BUY",
     ):
         assert detail in shown
     assert trading_services.trading.list_trades()[0]["confirmed_via"] == "mcp-elicitation"
@@ -297,4 +330,48 @@ def test_preview_trade_for_schwab_end_to_end_over_stdio(tmp_path: Path, emulator
     assert answer["order"]["account_id"] == SCHWAB and answer["order"]["quantity"] == 3
     assert answer["impact"]["estimated_value"] == round(3 * SCHB.price * 1.05, 2)
     assert emulator.controls.calls(IMPACT) == 1
+    assert emulator.controls.calls(PLACE) == 0
+
+
+@pytest.mark.slow
+def test_over_stdio_a_token_sell_limit_is_refused_and_a_client_that_cannot_ask_places_nothing(
+    tmp_path: Path, emulator: Any
+) -> None:
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    server = stdio_server(tmp_path, emulator)
+    params = server.model_copy(update={"env": {**(server.env or {}), "TRADING_ENABLED": "true"}})
+    token_sell = {
+        "ticker": "SCHB",
+        "quantity": SCHB.quantity,
+        "side": "SELL",
+        "account_id": SCHWAB,
+        "order_type": "Limit",
+        "limit_price": 1.0,
+    }
+    buy = {"ticker": "SCHB", "quantity": 2, "side": "BUY", "account_id": SCHWAB}
+
+    async def run() -> tuple[Any, Any, Any]:
+        # A plain ClientSession declares no elicitation: it cannot ask the person.
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            refused = await session.call_tool("preview_trade", token_sell)
+            preview = payload(await session.call_tool("preview_trade", buy))
+            executed = await session.call_tool(
+                "execute_trade", {"preview_id": preview["preview_id"]}
+            )
+            return refused, preview, executed
+
+    refused, preview, executed = anyio.run(run)
+    worth = SCHB.quantity * SCHB.price
+    assert 1.0 * SCHB.quantity < 10_000 < worth  # only the market value is above the cap
+    text = error_text(refused)
+    assert f"{worth:,.2f} {SCHB.currency}" in text and "market price" in text
+    assert "MAX_ORDER_VALUE" in text
+    pending = payload(executed)
+    assert pending["status"] == "pending_confirmation" and pending["trading_enabled"] is True
+    assert pending["confirm_at"].endswith(f"/trades/{preview['preview_id']}")
+    assert f"confirm-trade {preview['preview_id']}" in pending["message"]
+    assert emulator.controls.calls(IMPACT) == 1  # the buy's; the token sell was refused before
     assert emulator.controls.calls(PLACE) == 0

@@ -12,13 +12,20 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import update
 
+from core.errors import Conflict
 from sandbox import data, demo
+from services.fx.convert import Converter
+from services.fx.quotes import RateSnapshot
+from services.models import TradePreview
+from services.trading.limits import OrderLimits
 from settings import PROJECT_ROOT
 from tests.conftest import make_services
 from tests.mcp_fixtures import Person, call, error_text, payload
@@ -160,6 +167,67 @@ def test_the_daily_refusal_says_what_is_left(hub: Hub) -> None:
     assert f"{money(DEFAULT_LIMIT - quantity * SCHB.price)} USD is left" in refused
 
 
+def recorded_as(services: Any, preview_id: str, **values: Any) -> None:
+    """Rewrite a placed order's audit row (an order in an account of another currency)."""
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(TradePreview).where(TradePreview.preview_id == preview_id).values(**values)
+        )
+
+
+def test_an_order_in_another_currency_counts_toward_the_same_daily_cap(
+    hub: Hub, emulator: Any, clock: Any
+) -> None:
+    services = hub()
+    first = place_sell(services, SCHB.quantity / 4)
+    assert first["status"] == "placed"
+    in_euros = 3_850.0  # the first order was worth this many euros
+    recorded_as(services, first["preview_id"], currency="EUR", estimated_value=in_euros)
+    rates = Converter("USD", services.fx.snapshot(clock().date()))
+    counted = rates.to_base(in_euros, "EUR")
+    assert counted is not None
+    second = SCHB.quantity / 2 * SCHB.price
+    # Alone, or beside the euros counted 1:1, the second order fits; at the rate it does not.
+    assert second + in_euros <= DEFAULT_LIMIT < second + counted
+
+    refused = error_text(preview_sell(services, SCHB.quantity / 2))
+    assert "MAX_DAILY_ORDER_VALUE" in refused and "BASE_CURRENCY" in refused
+    assert f"already placed or pending: {money(counted)} USD" in refused
+    assert emulator.controls.calls(PLACE) == 1
+
+
+def test_an_order_in_a_currency_without_a_rate_is_refused_never_counted_one_to_one(
+    hub: Hub, emulator: Any
+) -> None:
+    services = hub()
+    first = place_sell(services, SCHB.quantity / 4)
+    recorded_as(services, first["preview_id"], currency="XTS", estimated_value=1.0)
+
+    refused = error_text(preview_sell(services, 1))
+    assert "in XTS, which has no exchange rate to USD (BASE_CURRENCY)" in refused
+    assert "MAX_DAILY_ORDER_VALUE" in refused
+    assert emulator.controls.calls(PLACE) == 1
+
+
+def test_the_daily_cap_refuses_this_order_when_its_currency_has_no_rate(hub: Hub) -> None:
+    services = hub()
+    no_rates = RateSnapshot(on=date(2026, 11, 2), quotes={}, version=0)
+    limits = OrderLimits(DEFAULT_LIMIT, "EUR", services.fx)
+    order = {
+        "preview_id": "",
+        "user_id": services.trading._audit.user_id(),
+        "side": "BUY",
+        "currency": "USD",
+        "estimated_value": 1.0,
+    }
+    now = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
+    with services.engine.connect() as conn, pytest.raises(Conflict) as refused:
+        limits.check(conn, order, now, Converter("EUR", no_rates))
+    assert "this order is in USD, which has no exchange rate to EUR" in refused.value.message
+    with services.engine.connect() as conn:  # with the stored rates it is counted
+        limits.check(conn, order, now, limits.converter(now))
+
+
 # --- 4./5. the units a SELL may sell ------------------------------------------------------
 
 
@@ -188,6 +256,35 @@ def test_the_same_units_cannot_be_sold_twice(
     assert f"cannot sell {part:g} SCHB" in refused
     assert f"{left:g} are available" in refused
     assert emulator.controls.calls(PLACE) == 1
+
+
+@pytest.mark.parametrize(
+    ("data_age", "available"),
+    [
+        # The holdings are dated before our sell: it is not in them, whatever they show.
+        pytest.param(timedelta(hours=1), SCHB.quantity * 0.5, id="data-older-than-the-sell"),
+        # Dated after it, and showing it sold: the units left are what they show.
+        pytest.param(-timedelta(hours=1), SCHB.quantity * 0.75, id="data-newer-than-the-sell"),
+    ],
+)
+def test_our_sell_counts_until_position_data_dated_after_it_shows_it(
+    hub: Hub, emulator: Any, clock: Any, data_age: timedelta, available: float
+) -> None:
+    # The emulator dates its positions by the real clock ("as_of"); ours is set around it.
+    clock.now = datetime.now(UTC) + data_age
+    services = hub(**NO_DAILY_LIMIT)
+    sold = SCHB.quantity / 4
+    assert place_sell(services, sold)["status"] == "placed"  # filled at once, not open
+    # The holdings now show a quarter fewer units: our sell, or units gone some other way.
+    emulator.controls.set_units("schwab-individual", "SCHB", SCHB.quantity - sold)
+
+    quantity = SCHB.quantity * 0.75
+    result = preview_sell(services, quantity)
+    if available < quantity:
+        refused = error_text(result)
+        assert f"cannot sell {quantity:g} SCHB: {available:g} are available" in refused
+    else:
+        assert payload(result)["status"] == "previewed"
 
 
 def place_as_another_party(services: Any, units: float, limit: float) -> None:

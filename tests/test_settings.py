@@ -145,3 +145,54 @@ def test_the_embedded_default_serves_where_make_run_listens() -> None:
     assert load(PUBLIC_BASE_URL="https://hub.example.com/").public_base_url == (
         "https://hub.example.com"
     )
+
+
+SNAPTRADE_LIVE = {"SNAPTRADE_CLIENT_ID": "client", "SNAPTRADE_CONSUMER_KEY": "key"}
+PLAID_LIVE = {"PLAID_CLIENT_ID": "client", "PLAID_SECRET": "secret"}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        # SNAPTRADE_ENV says emulator, but the orders would go to the real SnapTrade.
+        ({"SNAPTRADE_BASE_URL": "https://api.snaptrade.com"}, "SNAPTRADE_BASE_URL=https://api"),
+        (
+            {"PLAID_ENV": "production", **PLAID_LIVE, "ALLOW_MIXED_ENVIRONMENTS": "true"},
+            "PLAID_ENV=production",
+        ),
+        ({"PLAID_ENV": "sandbox", **PLAID_LIVE}, "PLAID_ENV=sandbox"),
+        ({"PLAID_ENV": "disabled"}, "PLAID_ENV=disabled"),
+        ({"PLAID_BASE_URL": "https://sandbox.plaid.com"}, "PLAID_BASE_URL=https://sandbox"),
+        ({"SNAPTRADE_BASE_URL": "http://127.0.0.1.evil.example:8765"}, "SNAPTRADE_BASE_URL="),
+        (
+            {"SNAPTRADE_ENV": "production", "PLAID_ENV": "disabled", **SNAPTRADE_LIVE},
+            "PLAID_ENV=disabled",
+        ),
+    ],
+)
+def test_skipping_the_confirmation_is_refused_outside_pure_emulator_mode(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(SKIP_ORDER_CONFIRMATION="true", **env)
+    message = caught.value.message
+    assert message.startswith("SKIP_ORDER_CONFIRMATION=true is refused with ")
+    assert named in message and "person's confirmation" in message
+    assert "\n" not in message
+    assert not load(**env).skip_order_confirmation  # the same setup starts without it
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {
+            "PLAID_BASE_URL": "http://127.0.0.1:8765/plaid",
+            "SNAPTRADE_BASE_URL": "http://localhost:8765/snaptrade",
+        },
+        {"SNAPTRADE_BASE_URL": "http://[::1]:8765/snaptrade"},
+    ],
+    ids=["embedded", "loopback", "ipv6-loopback"],
+)
+def test_skipping_the_confirmation_is_allowed_in_pure_emulator_mode(env: dict[str, str]) -> None:
+    assert load(SKIP_ORDER_CONFIRMATION="true", **env).skip_order_confirmation

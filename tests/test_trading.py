@@ -102,7 +102,7 @@ def api_exception(
     return exc
 
 
-# Every SnapTrade failure the issue lists, with what its message must say.
+# Every SnapTrade failure the adapter maps, with what its message must say.
 LISTED_FAILURES = [
     ("1020", 403, "1020", "Trading is not enabled for this client.", None, TradingNotPermitted),
     ("1066", 403, "1066", "You do not have permission.", None, TradingNotPermitted),
@@ -369,6 +369,24 @@ def test_execute_is_refused_while_trading_is_disabled(services: Any, emulator: A
     assert "TRADING_ENABLED=true" in refused.value.message
     assert "restart" in refused.value.message
     assert emulator.controls.calls(PLACE) == 0
+
+
+def test_execute_order_from_a_repl_refuses_a_preview_nobody_confirmed(
+    trading_services: Any, emulator: Any
+) -> None:
+    from services.trade_execution_service import preview_snaptrade_order
+
+    email = trading_services.user_email
+    preview = preview_snaptrade_order(email, SCHWAB, "SCHB", "BUY", 1, services=trading_services)
+    trading = trading_services.trading_for(email)  # as a REPL reaches the service
+    with pytest.raises(Conflict) as refused:
+        trading.execute_order(preview["preview_id"])
+    assert "has not been confirmed by the person" in refused.value.message
+    assert f"confirm-trade {preview['preview_id']}" in refused.value.message
+    assert emulator.controls.calls(PLACE) == 0
+    trade = trading.list_trades()[0]
+    assert trade["status"] == "previewed" and trade["requested_via"] == "repl"
+    assert trade["confirmed_via"] is None
 
 
 def test_execute_places_once_and_a_repeat_returns_the_recorded_order(

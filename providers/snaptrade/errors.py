@@ -3,6 +3,10 @@
 :func:`map_snaptrade_error` maps any SDK failure; :func:`map_snaptrade_trading_error`
 turns a trading failure into a message a person can act on (1020, 1066, 3003, 429,
 410, an expired trade).
+
+SnapTrade's own words in a message (its error ``detail``, a brokerage's name) are provider
+text: each is quoted as one short line of plain text (``core.untrusted.neutral_text``), so a
+message can never carry markup or a line that reads like an instruction.
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ from core.errors import (
     TradingNotPermitted,
 )
 from core.redaction import redact_text
+from core.untrusted import neutral_text
 from providers.calls import map_network_error, retry_after_seconds
 
 PROVIDER = "snaptrade"
+# How much of SnapTrade's own error detail a message quotes.
+DETAIL_CHARS = 300
 
 
 def snaptrade_error_code(exc: Any) -> str | None:
@@ -60,7 +67,7 @@ def map_snaptrade_error(exc: BaseException, endpoint: str) -> ProviderError:
     if isinstance(exc, ApiException):
         status = getattr(exc, "status", None)
         code = snaptrade_error_code(exc)
-        detail = redact_text(_detail(exc))
+        detail = redact_text(neutral_text(_detail(exc), DETAIL_CHARS) or "")
         kwargs: dict[str, Any] = {
             "provider": PROVIDER,
             "status": status,
@@ -114,7 +121,11 @@ MAPPED_TRADING_FAILURES = ("1020", "1066", "3003", "429", "410", "expired_trade"
 
 
 def _reconnect_hint(authorization_id: str | None) -> str:
-    target = f"reconnect='{authorization_id or '<authorization id>'}'"
+    target = (
+        f"reconnect='{authorization_id}'"
+        if authorization_id
+        else "reconnect set to the connection's authorization id"
+    )
     return (
         "through the SnapTrade connection portal (Brokerage Hub's SnapTrade page, or "
         f"login_snaptrade_user(client, user_id, user_secret, connection_type='trade', {target}) "
@@ -140,6 +151,7 @@ def map_snaptrade_trading_error(
     """
     if isinstance(exception, BrokerageHubError) and not isinstance(exception, ProviderError):
         return exception
+    brokerage = neutral_text(brokerage) or "this brokerage"
     error = (
         exception
         if isinstance(exception, ProviderError)

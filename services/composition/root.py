@@ -321,12 +321,9 @@ class Services:
             user_email=user_email,
             adapter_factory=adapter,
             clock=self.clock,
-            policy=self.trading_policy,
+            policy=TradingPolicy.from_settings(self.settings),
+            rates=self.fx,
         )
-
-    @cached_property
-    def trading_policy(self) -> TradingPolicy:
-        return TradingPolicy.from_settings(self.settings)
 
     @cached_property
     def web_auth(self) -> WebAuth:

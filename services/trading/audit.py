@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.errors import BrokerageHubError, NotFound
 from services.clock import Clock
+from services.fx.convert import Converter
 from services.models import TradeOrder, TradePreview
 from services.trading.limits import OrderLimits
 from services.trading.orders import PREVIEW_ID_SHAPE, OrderRequest, new_preview_id, row_hash
@@ -129,14 +130,15 @@ class TradeAudit:
         requested_via: str,
         limits: OrderLimits,
         checked: dict[str, Any],
+        fx: Converter,
         open_sell_order_ids: tuple[str, ...] = (),
     ) -> bool:
         """Atomically take a confirmed preview for placement: True for exactly one caller.
 
         In the same transaction, with other claims of the person held back, the order
         is checked against the limits over time (``checked`` holds what the order was
-        just validated with: value, units held...); over a limit, nothing is claimed
-        and Conflict says why.
+        just validated with: value, units held...; ``fx`` the exchange rates the day's
+        orders are counted at); over a limit, nothing is claimed and Conflict says why.
         """
         now = self._clock()
         try:
@@ -157,7 +159,7 @@ class TradeAudit:
                 if claimed != 1:
                     return False
                 # Raises over a limit: the claim rolls back.
-                limits.check(conn, {**row, **checked}, now, open_sell_order_ids)
+                limits.check(conn, {**row, **checked}, now, fx, open_sell_order_ids)
                 conn.execute(
                     insert(TradeOrder).values(
                         preview_id=row["preview_id"],

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.errors import InvalidInput
 from core.numbers import finite_number
+from core.untrusted import neutral_text
 
 SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("Market", "Limit")
@@ -84,6 +85,14 @@ def parse_time(value: Any) -> datetime | None:
 
 
 number = finite_number
+
+
+def quoted(value: Any, limit: int = 60) -> str:
+    """Provider text (a name, a symbol) as a message quotes it: one short line of plain text.
+
+    A message is read by a model and shown on pages: a brokerage's account name could
+    otherwise carry markup or a line that reads like an instruction."""
+    return neutral_text(value, limit) or ""
 
 
 def money_or_unknown(value: float | None) -> float | str:

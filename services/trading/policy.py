@@ -25,6 +25,8 @@ class TradingPolicy:
         )
     )
     max_daily_order_value: float = 10_000.0
+    # The currency MAX_DAILY_ORDER_VALUE is counted in (BASE_CURRENCY).
+    base_currency: str = "USD"
     max_order_quantity: float = 100_000.0
     preview_ttl_seconds: int = 120
     # Only ever true with the emulator (settings refuse it otherwise): demos without a
@@ -45,6 +47,7 @@ class TradingPolicy:
                 far_limit_percent=settings.far_limit_percent,
             ),
             max_daily_order_value=settings.max_daily_order_value,
+            base_currency=settings.base_currency,
             max_order_quantity=settings.max_order_quantity,
             preview_ttl_seconds=settings.preview_ttl_seconds,
             skip_confirmation=settings.skip_order_confirmation,

@@ -38,6 +38,7 @@ class PreviewMaker:
         validator: PreTradeValidator,
         adapter: Callable[[], SnapTradeBrokerAdapter],
         policy: TradingPolicy,
+        limits: OrderLimits,
         clock: Clock,
     ) -> None:
         self._engine = engine
@@ -45,8 +46,8 @@ class PreviewMaker:
         self._validator = validator
         self._adapter = adapter
         self._policy = policy
+        self._limits = limits
         self._clock = clock
-        self._limits = OrderLimits(policy.max_daily_order_value)
 
     def preview(
         self, request: OrderRequest, *, allow_far_limit: bool, requested_via: str
@@ -92,8 +93,10 @@ class PreviewMaker:
     def _check_limits(self, fields: dict[str, Any], order: ValidatedOrder) -> None:
         """The limits over time, for a clear answer now; the claim checks them again,
         atomically."""
+        now = self._clock()
+        fx = self._limits.converter(now)
         with self._engine.connect() as conn:
-            self._limits.check(conn, fields, self._clock(), order.open_sell_order_ids)
+            self._limits.check(conn, fields, now, fx, order.open_sell_order_ids)
 
     def _limit_fields(
         self, request: OrderRequest, order: ValidatedOrder, value: float
@@ -110,6 +113,7 @@ class PreviewMaker:
             "estimated_value": value,
             "held_quantity": order.held_quantity,
             "open_sell_quantity": order.open_sell_quantity,
+            "positions_fetched_at": order.positions_fetched_at,
         }
 
     def _value(

@@ -5,8 +5,9 @@
    checks the limits (``services.trading.previews``). It places nothing.
 2. A person confirms it: through the MCP client's own question to them
    (elicitation), on the web app's trades page, or with the CLI (which asks for the
-   web password). Only a person can: :meth:`confirm` is called by those surfaces
-   alone, and a decline or a reject ends the preview for good.
+   web password). Those surfaces are the guards: :meth:`confirm` itself checks no
+   password, so code that reaches the database and the secret store can call it (the
+   README says so). A decline or a reject ends the preview for good.
 3. :meth:`execute_order` places a confirmed preview, only with
    ``TRADING_ENABLED=true``, at most once: it is claimed in the database together
    with the limits over time (``services.trading.audit``) before SnapTrade is called.
@@ -31,8 +32,13 @@ from providers.snaptrade.broker import SnapTradeBrokerAdapter
 from providers.snaptrade.errors import map_snaptrade_trading_error
 from services.clock import Clock
 from services.trading.audit import TradeAudit
-from services.trading.limits import OrderLimits
-from services.trading.orders import TRADING_DISABLED_MESSAGE, OrderRequest, check_order_request
+from services.trading.limits import OrderLimits, RateSource
+from services.trading.orders import (
+    TRADING_DISABLED_MESSAGE,
+    OrderRequest,
+    check_order_request,
+    quoted,
+)
 from services.trading.policy import CONFIRMED_ON, TradingPolicy
 from services.trading.previews import PreviewMaker
 from services.trading.unusable import refuse_unusable
@@ -57,6 +63,7 @@ class TradeExecutionService:
         user_email: str,
         adapter_factory: Callable[[], SnapTradeBrokerAdapter],
         clock: Clock,
+        rates: RateSource,
         policy: TradingPolicy | None = None,
     ) -> None:
         self.user_email = user_email
@@ -68,15 +75,18 @@ class TradeExecutionService:
         self._validator = PreTradeValidator(
             engine=engine, user_email=user_email, adapter=self.adapter, clock=clock
         )
+        self._limits = OrderLimits(
+            self.policy.max_daily_order_value, self.policy.base_currency, rates
+        )
         self._previews = PreviewMaker(
             engine=engine,
             audit=self._audit,
             validator=self._validator,
             adapter=self.adapter,
             policy=self.policy,
+            limits=self._limits,
             clock=clock,
         )
-        self._limits = OrderLimits(self.policy.max_daily_order_value)
 
     @property
     def trading_enabled(self) -> bool:
@@ -176,7 +186,10 @@ class TradeExecutionService:
         }
 
     def confirm(self, preview_id: str, *, via: str) -> dict[str, Any]:
-        """A person confirmed the order (web page, CLI, or the MCP client's question)."""
+        """A person confirmed the order (web page, CLI, or the MCP client's question).
+
+        Checks no password or session: only the surfaces that call it do, so it is no
+        guard against code that can call it directly."""
         if via not in CONFIRMED_ON:
             raise InvalidInput(f"unknown confirmation channel {via!r}", field="via")
         if not self.trading_enabled:
@@ -254,8 +267,8 @@ class TradeExecutionService:
         order = self._validator.validate(request, known_price=row["market_price"])
         if order.universal_symbol_id != row["universal_symbol_id"]:
             raise Conflict(
-                f"{row['symbol']} now resolves to a different instrument than when it was "
-                "previewed: preview the order again"
+                f"{quoted(row['symbol'], 20)} now resolves to a different instrument than when "
+                "it was previewed: preview the order again"
             )
         allowed_discount = row["limit_discount_percent"] is not None
         value = worst_case_value(
@@ -271,8 +284,9 @@ class TradeExecutionService:
             "open_sell_quantity": order.open_sell_quantity,
             "positions_fetched_at": order.positions_fetched_at,
         }
+        fx = self._limits.converter(self._clock())
         if not self._audit.claim(
-            row, requested_via, self._limits, checked, order.open_sell_order_ids
+            row, requested_via, self._limits, checked, fx, order.open_sell_order_ids
         ):
             recorded = self._unusable(self._audit.load(preview_id), allow=())
             if recorded is not None:
@@ -289,8 +303,8 @@ class TradeExecutionService:
             # broker. Never retry, and never call it failed.
             message = (
                 f"SnapTrade did not confirm the order ({exc.message}). It may or may not have "
-                f"been placed at {row['brokerage']}: check the brokerage before ordering again. "
-                "Brokerage Hub will not retry it."
+                f"been placed at {quoted(row['brokerage'])}: check the brokerage before ordering "
+                "again. Brokerage Hub will not retry it."
             )
             self._audit.finish(row, status="unknown", order_status="unknown", error=message)
             raise ProviderUnavailable(

@@ -24,7 +24,7 @@ from providers.snaptrade.connections import brokerage_name
 from providers.snaptrade.errors import map_snaptrade_trading_error
 from services.clock import Clock
 from services.models import PositionRow
-from services.trading.orders import OrderRequest, number, parse_time
+from services.trading.orders import OrderRequest, number, parse_time, quoted
 from services.users import user_id_for
 
 
@@ -89,7 +89,8 @@ class PreTradeValidator:
                 )
                 return account
         known = ", ".join(
-            f"{a.get('id')} ({a.get('institution_name')} {a.get('name')})" for a in accounts
+            f"{quoted(a.get('id'))} ({quoted(a.get('institution_name'))} {quoted(a.get('name'))})"
+            for a in accounts
         )
         raise NotFound(
             f"no SnapTrade account {account_id!r} for {self.user_email}; "
@@ -129,7 +130,7 @@ class PreTradeValidator:
             raise mapped(exc, "connection detail") from exc
         if detail.get("brokerage") or detail.get("name"):
             progress.brokerage = brokerage_name(detail)
-        brokerage = progress.brokerage
+        brokerage = quoted(progress.brokerage)  # as the messages below quote it
         if detail.get("disabled"):
             raise mapped(
                 ConnectionDisabled("disabled", provider="snaptrade", code="3003"),
@@ -137,7 +138,8 @@ class PreTradeValidator:
             )
         if detail.get("type") != "trade":
             raise TradingNotPermitted(
-                f"The {brokerage} connection is read-only (type {detail.get('type')!r}), so it "
+                f"The {brokerage} connection is read-only (type {quoted(detail.get('type'))!r}), "
+                "so it "
                 "cannot trade: reconnect it with trading access through the SnapTrade "
                 f"connection portal (connection_type='trade', reconnect='{authorization_id}').",
                 provider="snaptrade",
@@ -210,7 +212,7 @@ class PreTradeValidator:
             request=request,
             account_name=progress.account_name,
             authorization_id=authorization_id,
-            brokerage=brokerage,
+            brokerage=progress.brokerage,  # stored as SnapTrade names it
             universal_symbol_id=universal_symbol_id,
             symbol=str(symbol.get("symbol") or request.ticker),
             description=symbol.get("description"),
@@ -272,6 +274,9 @@ def currency_code(value: Any) -> str | None:
 
 
 def pick_symbol(found: list[dict[str, Any]], ticker: str, brokerage: str) -> dict[str, Any]:
+    """The one instrument ``ticker`` names at the brokerage; a refusal quoting SnapTrade's
+    symbols (neutralized) when there is none or more than one."""
+    brokerage = quoted(brokerage)
     exact = [
         s
         for s in found
@@ -283,11 +288,13 @@ def pick_symbol(found: list[dict[str, Any]], ticker: str, brokerage: str) -> dic
     if len(distinct) == 1:
         return next(iter(distinct.values()))
     if not distinct:
-        near = ", ".join(sorted({str(s.get("symbol")) for s in found if isinstance(s, dict)})[:8])
+        near = ", ".join(
+            sorted({quoted(s.get("symbol"), 20) for s in found if isinstance(s, dict)})[:8]
+        )
         hint = f"; close matches: {near}" if near else ""
         raise NotFound(f"no symbol {ticker!r} is tradable at {brokerage}{hint}")
     listings = ", ".join(
-        f"{s.get('symbol')} on {(s.get('exchange') or {}).get('code', '?')}"
+        f"{quoted(s.get('symbol'), 20)} on {quoted((s.get('exchange') or {}).get('code', '?'), 20)}"
         for s in distinct.values()
     )
     # Guessing between listings could trade the wrong instrument: refuse instead.

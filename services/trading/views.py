@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from core.normalized import KNOWN_INSTITUTIONS
-from services.trading.orders import aware, iso, money_or_unknown, number
+from services.trading.orders import aware, iso, money_or_unknown, number, quoted
 from services.trading.policy import TradingPolicy
 from services.trading.validation import currency_code
 
@@ -71,8 +71,9 @@ def confirmation_message(row: dict[str, Any]) -> str:
     """The exact order, in words, for the person to confirm before it is placed.
 
     Built only from fields Brokerage Hub validated (numbers, the side, a symbol of a
-    plain shape, the account id, a known brokerage): a provider's free text (a
-    security's description, an account's name) could carry lines that look like
+    plain shape, the account id, a known brokerage) and our own words on how the worst case
+    was counted (``value_basis``: numbers and where the price came from): a provider's free
+    text (a security's description, an account's name) could carry lines that look like
     instructions or like another order, so none of it is quoted here.
     """
     currency = row.get("currency") or ""
@@ -102,8 +103,12 @@ def confirmation_message(row: dict[str, Any]) -> str:
         f"Order type: {row['order_type']} ({row['time_in_force']})",
         f"Price: {price}",
         f"Value at worst case: {value_text}",
-        f"Commission: {commission_text}",
     ]
+    basis = row.get("value_basis")
+    if basis:
+        # Where the worst-case price came from: the limit, or a market price and its source.
+        lines.append(f"Counted as: {quoted(basis, 300)}")
+    lines.append(f"Commission: {commission_text}")
     discount = row.get("limit_discount_percent")
     market = row.get("market_price")
     if discount is not None and market is not None:
