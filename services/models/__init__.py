@@ -13,7 +13,12 @@ from services.models.people import ProviderCall, ProviderConnection, User
 from services.models.positions import PositionRow, PositionSnapshot
 from services.models.trading import TradeOrder, TradePreview
 from services.models.web import LoginAttempt, PlaidLinkSession, SnapTradePortalFlow, WebSession
-from services.models.webhooks import AvoidedRefresh, SourceFreshness, WebhookEvent
+from services.models.webhooks import (
+    AvoidedRefresh,
+    PlaidWebhookKey,
+    SourceFreshness,
+    WebhookEvent,
+)
 
 __all__ = [
     "ActivityRow",
@@ -26,6 +31,7 @@ __all__ = [
     "LoginAttempt",
     "MigrationRun",
     "PlaidLinkSession",
+    "PlaidWebhookKey",
     "PositionRow",
     "PositionSnapshot",
     "ProviderCall",

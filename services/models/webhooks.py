@@ -75,3 +75,24 @@ class AvoidedRefresh(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     # holdings calls it would have made: one per Plaid Item or SnapTrade account
     calls: Mapped[int] = mapped_column(Integer)
+
+
+class PlaidWebhookKey(Base):
+    """One of Plaid's webhook verification keys, by ``kid``, and the lookups made for it.
+
+    Kept in the database so every worker and host verifies with the keys any of them
+    fetched, and so a ``kid`` is looked up at most once per window across all of them.
+    ``outcome``: ``pending`` (a process is asking Plaid now), ``found`` (``jwk`` holds the
+    public key; ``expired_at`` as Plaid last said), ``failed`` (Plaid knew no such key, or
+    could not be asked: not asked again until the window passes). Public keys only: nothing
+    here is a secret."""
+
+    __tablename__ = "plaid_webhook_keys"
+
+    kid: Mapped[str] = mapped_column(String(200), primary_key=True)
+    jwk: Mapped[str | None] = mapped_column(Text)
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(10))
+    looked_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Lookups of this kid that found no key: counted here, not in the provider call ledger.
+    failed_lookups: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
