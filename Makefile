@@ -12,15 +12,26 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# axe-core for tests/test_accessibility.py, from the npm registry at the version its lock file
+# pins, into a gitignored node_modules/. Without npm that test skips locally (CI fails it).
+AXE_DIR := tests/accessibility
+AXE_STAMP := $(AXE_DIR)/node_modules/.installed
+$(AXE_STAMP): $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix $(AXE_DIR) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "npm not found: the accessibility test will skip (apt-get install npm)"; \
+	fi
+
 run: $(STAMP)  ## start the web app on 127.0.0.1:5000 (embedded default: SQLite, local secrets, emulator)
 	@# Emulator mode: prints the demo login (made up on first run); otherwise a hint if no password.
 	$(VENV)/bin/flask --app app demo-login
 	$(VENV)/bin/flask --app app run --host 127.0.0.1 --port 5000
 
-test: $(STAMP)  ## every test in a fixed order (Postgres ones need TEST_DATABASE_URL; CI sets it)
+test: $(STAMP) $(AXE_STAMP)  ## every test in a fixed order (Postgres ones need TEST_DATABASE_URL; CI sets it)
 	$(PY) -m pytest -p no:randomly
 
-test-random: $(STAMP)  ## every test in a random order; RANDOM_SEED=<n> repeats one order
+test-random: $(STAMP) $(AXE_STAMP)  ## every test in a random order; RANDOM_SEED=<n> repeats one order
 	$(PY) -m pytest $(if $(RANDOM_SEED),--randomly-seed=$(RANDOM_SEED))
 
 check: $(STAMP)  ## formatting, lint, types, the layer contract

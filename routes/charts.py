@@ -23,8 +23,12 @@ PALETTE = (
     "#b7950b",
     "#34495e",
 )
-BAR_AREA_WIDTH = 150.0  # SVG units; the label column is left of it, the figure right of it
-ROW_HEIGHT = 26
+# SVG units, in a 320-wide view box. Each row is a label line over its bar: a name of any
+# length ("Interactive Brokers") has the whole width and never runs into the bar; the figure
+# (up to "100.0%") sits right of the bar.
+BAR_AREA_WIDTH = 270.0
+ROW_HEIGHT = 34
+LABEL_CHARS = 44  # what fits in 320 units at 12px; a longer name ends in "…"
 
 LABELS = {
     "equity": "Stocks",
@@ -54,6 +58,13 @@ class Bar:
     @property
     def percent(self) -> str:
         return f"{self.share * 100:.1f}%"
+
+    @property
+    def short_label(self) -> str:
+        """The label line: whole if it fits, else cut with "…" (the tooltip has it whole)."""
+        if len(self.label) <= LABEL_CHARS:
+            return self.label
+        return self.label[: LABEL_CHARS - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
