@@ -2,7 +2,9 @@
 
 ``confirm-trade`` asks for the web password on the terminal and refuses without one: a
 coding agent with a shell but no person at the keyboard cannot confirm an order by
-itself, and the password is checked under the login brake.
+itself, and the password is checked under the login brake, on the terminal's own budget
+(web guesses from anywhere cannot lock a person at the terminal out, and wrong passwords
+typed here are limited too).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def register(app: Flask) -> None:
         click.echo(f"(expires in {review['expires_in_seconds']} seconds)", err=True)
         password = click.prompt("Web password", hide_input=True, err=True)
         if not run_cli(
-            lambda: services.web_auth.is_the_person(password, client=_terminal_client()),
+            lambda: services.web_auth.is_the_person(password, terminal=_terminal_user()),
             quiet=True,
         ):
             exit_with_error(InvalidInput("wrong password: nothing was placed", field="password"))
@@ -77,6 +79,6 @@ def _reject(services: Any, preview_id: str) -> None:
     run_cli(lambda: services.trading.reject(preview_id, via="cli"))
 
 
-def _terminal_client() -> str:
-    """Who is confirming, as the login brake counts clients: the terminal's user."""
-    return f"cli:{os.getuid()}" if hasattr(os, "getuid") else "cli"
+def _terminal_user() -> str:
+    """Who is confirming, as the login brake counts terminals: the terminal's user."""
+    return str(os.getuid()) if hasattr(os, "getuid") else "terminal"

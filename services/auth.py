@@ -9,8 +9,11 @@ makes up a demo password the first time and prints it; that demo password is
 kept at ``app/demo_password/<email>`` so each ``make run`` can print it again.
 
 Password checks go through the login brake (``services.login_brake``: counted in
-the database, per client address and per account), and a successful login starts a
-server-side session (``services.web_sessions``); a new password ends every session.
+the database), and a successful login starts a server-side session
+(``services.web_sessions``) and gives the browser a device cookie
+(``services.login_devices``); a new password ends every session. A browser that
+brings its device cookie spends only its own attempts, so guesses from elsewhere cannot
+lock its owner out; the terminal (``confirm-trade``) has its own budget too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from core.errors import BrokerageHubError, InvalidInput, SecretStoreError
 from core.secret_store import SecretStore
 from services.login_brake import LoginBrake
+from services.login_devices import DeviceCookies
 from services.web_sessions import WebSessions
 
 log = logging.getLogger(__name__)
@@ -102,9 +106,7 @@ class PasswordStore:
             return False
         # Check the password even for a wrong email: the answer takes as long either way.
         password_ok = check_password_hash(stored, password)
-        return password_ok and secrets.compare_digest(
-            email.strip().lower().encode(), self.user_email.lower().encode()
-        )
+        return password_ok and _same_email(email, self.user_email)
 
     def ensure_demo_password(self) -> str | None:
         """The demo password (made up and stored the first time); None once it was replaced.
@@ -128,6 +130,10 @@ class PasswordStore:
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
 
+def _same_email(entered: str, account: str) -> bool:
+    return secrets.compare_digest(entered.strip().lower().encode(), account.lower().encode())
+
+
 # --- the web app's login, as one service ----------------------------------------------
 
 
@@ -135,10 +141,17 @@ class WebAuth:
     """A login attempt: reserved under the brake, checked against the password, and a
     session started for it; a new password ends every session."""
 
-    def __init__(self, passwords: PasswordStore, brake: LoginBrake, sessions: WebSessions) -> None:
+    def __init__(
+        self,
+        passwords: PasswordStore,
+        brake: LoginBrake,
+        sessions: WebSessions,
+        devices: DeviceCookies,
+    ) -> None:
         self.passwords = passwords
         self.brake = brake
         self.sessions = sessions
+        self.devices = devices
 
     @property
     def user_email(self) -> str:
@@ -147,27 +160,44 @@ class WebAuth:
     def has_password(self) -> bool:
         return self.passwords.has_password()
 
-    def login(self, email: str, password: str, *, client: str) -> str | None:
+    def login(
+        self, email: str, password: str, *, client: str, device_cookie: str | None = None
+    ) -> str | None:
         """A new session id for the right email and password, else None.
 
-        Raises TooManyLoginAttempts (before any check) while the brake holds."""
-        attempt = self.brake.reserve(client, self.user_email)
+        ``client`` is the address; ``device_cookie`` what the browser brought. A valid
+        device cookie for the entered account spends that device's budget only; without
+        one the address's and the account's limits for unknown devices apply. Raises
+        TooManyLoginAttempts (before any check) while the brake holds."""
+        device = None
+        if _same_email(email, self.user_email):
+            device = self.devices.device_of(device_cookie, self.user_email)
+        if device is None:
+            attempt = self.brake.reserve(client, self.user_email)
+        else:
+            attempt = self.brake.reserve_device(device, self.user_email)
         if self.passwords.verify(email, password):
             self.brake.succeeded(attempt)
             return self.sessions.start(self.user_email)
         self.brake.failed(attempt)
-        log.warning("failed web login from %s", client)
+        log.warning("failed web login from %s", client if device is None else "a known device")
         return None
 
-    def is_the_person(self, password: str, *, client: str) -> bool:
-        """Whether ``password`` is the web password, checked under the same brake as a login
-        (a command that confirms orders must not be a way to guess it faster)."""
-        attempt = self.brake.reserve(client, self.user_email)
+    def new_device_cookie(self) -> str:
+        """A device cookie for a browser that has just logged in (a new one every login)."""
+        return self.devices.issue(self.user_email)
+
+    def is_the_person(self, password: str, *, terminal: str) -> bool:
+        """Whether ``password`` is the web password, typed at the server's terminal by the
+        user ``terminal``: braked like a login, on that terminal's own budget (a command
+        that confirms orders must not be a way to guess it faster, nor be stopped by web
+        guesses)."""
+        attempt = self.brake.reserve_terminal(terminal, self.user_email)
         if self.passwords.verify(self.user_email, password):
             self.brake.succeeded(attempt)
             return True
         self.brake.failed(attempt)
-        log.warning("wrong web password given from %s", client)
+        log.warning("wrong web password given at the terminal of user %s", terminal)
         return False
 
     def set_password(self, password: str) -> None:

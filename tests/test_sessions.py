@@ -174,7 +174,7 @@ def test_the_account_limit_holds_when_guesses_come_from_many_addresses(
         with contextlib.suppress(TooManyLoginAttempts):
             hub.web_auth.login(hub.user_email, WRONG, client=f"198.51.100.{n}")
     assert len(checks) == limits.per_account
-    # The owner is braked too (no exemptions)...
+    # An unknown device is braked too, with the right password (no exemptions)...
     with pytest.raises(TooManyLoginAttempts):
         hub.web_auth.login(hub.user_email, TEST_PASSWORD, client="192.0.2.1")
     # ...and gets back in through the server's CLI.

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -26,13 +25,14 @@ from providers.calls import RetryPolicy
 from providers.secret_stores import build_secret_store
 from providers.snaptrade.broker import SnapTradeBrokerAdapter
 from services.activities.views import ActivityViews
-from services.auth import PasswordStore, WebAuth
+from services.auth import WebAuth
 from services.background import in_a_thread
 from services.call_ledger import SqlCallLedger
 from services.clock import Clock, system_clock
 from services.composition.activity import build_activity_views
 from services.composition.clients import ProviderClients, ProviderEndpoint, endpoint_for
 from services.composition.reports import build_costs, build_health
+from services.composition.web import build_web_auth
 from services.composition.webhooks import build_positions, build_receiver, plaid_webhook_url
 from services.connections import ConnectionRegistry
 from services.cost_service import CostService
@@ -42,7 +42,6 @@ from services.health_service import HealthService
 from services.linking.link_store import LinkStore
 from services.linking.plaid_link import PlaidLinkService
 from services.linking.snaptrade_portal import SnapTradePortalService
-from services.login_brake import LoginBrake
 from services.migration.runs import MigrationRuns
 from services.migration.service import MigrationService
 from services.plaid_items import PlaidItemRemoval
@@ -52,7 +51,6 @@ from services.provider_access import ProviderAccess
 from services.single_flight import SingleFlight
 from services.trading.policy import TradingPolicy
 from services.trading.service import TradeExecutionService
-from services.web_sessions import SessionRules, WebSessions
 from services.webhooks.freshness import FreshnessStore
 from services.webhooks.receiver import WebhookReceiver
 from services.webhooks.savings import RefreshSavings
@@ -327,15 +325,12 @@ class Services:
 
     @cached_property
     def web_auth(self) -> WebAuth:
-        settings = self.settings
-        rules = SessionRules(
-            idle=timedelta(minutes=settings.session_idle_minutes),
-            lifetime=timedelta(hours=settings.session_max_hours),
-        )
-        return WebAuth(
-            PasswordStore(self.secret_store, self.user_email),
-            LoginBrake(self.engine, self.clock),
-            WebSessions(self.engine, self.clock, rules),
+        return build_web_auth(
+            self.settings,
+            engine=self.engine,
+            secret_store=self.secret_store,
+            user_email=self.user_email,
+            clock=self.clock,
         )
 
     @cached_property
