@@ -15,6 +15,9 @@ def clean_up(hub: Any) -> dict[str, int]:
     with hub.engine.begin() as conn:
         removed = forget_old_links(conn, now)
         removed["webhook_events"] = forget_old_events(conn, now)
+        removed["plaid_webhook_keys"] = hub.webhooks.plaid_keys.forget_old(conn, now)
     removed["web_sessions"] = hub.web_auth.sessions.forget_ended()
     removed["login_attempts"] = hub.web_auth.brake.forget_old()
+    removed["provider_calls"] = hub.ledger.forget_old()
+    removed["avoided_refreshes"] = hub.savings.forget_old()
     return removed

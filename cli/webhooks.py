@@ -39,6 +39,8 @@ def register(app: Flask) -> None:
         """Point every linked Plaid Item at PUBLIC_BASE_URL/webhooks/plaid."""
         hub = app.extensions["services"]
         run_cli(
-            lambda: update_plaid_webhooks(hub.access, plaid_webhook_url(hub.settings)),
+            lambda: update_plaid_webhooks(
+                hub.access, hub.connections, plaid_webhook_url(hub.settings)
+            ),
             ok=lambda report: report["ok"],
         )

@@ -7,11 +7,18 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 
 from services.models import ProviderCall
 
 log = logging.getLogger(__name__)
+
+# A verification key lookup that found nothing is counted by the key store
+# (``plaid_webhook_keys.failed_lookups``), not here: the ledger is what the providers'
+# bills and quotas are read from, and lookups for made-up key ids are neither.
+KEY_LOOKUP = "/webhook_verification_key/get"
+# The cost report reads the last 30 days; three months are kept for looking into a bill.
+KEEP_CALLS_FOR = timedelta(days=92)
 
 
 class SqlCallLedger:
@@ -31,6 +38,8 @@ class SqlCallLedger:
         http_status: int | None,
         duration_ms: float,
     ) -> None:
+        if endpoint.endswith(KEY_LOOKUP) and status != "ok":
+            return
         with self._engine.begin() as conn:
             conn.execute(
                 insert(ProviderCall).values(
@@ -43,6 +52,14 @@ class SqlCallLedger:
                     called_at=self._clock(),
                 )
             )
+
+    def forget_old(self) -> int:
+        """Delete calls older than KEEP_CALLS_FOR (the scheduler's clean-up); how many went."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                delete(ProviderCall).where(ProviderCall.called_at <= self._clock() - KEEP_CALLS_FOR)
+            )
+        return int(result.rowcount or 0)
 
     def count(
         self,

@@ -186,3 +186,20 @@ class ConnectionRegistry:
                 .limit(1)
             ).first()
         return (row[0], row[1]) if row else None
+
+    def note_item_id(self, user_email: str, institution_slug: str, item_id: str) -> None:
+        """Record which Plaid Item a linked institution is, keeping its state: its webhooks
+        name the Item by this id, and only a known Item's webhook may cost a key lookup."""
+        user_id = self._user_id(user_email)
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                update(ProviderConnection)
+                .where(
+                    ProviderConnection.user_id == user_id,
+                    ProviderConnection.provider == "plaid",
+                    ProviderConnection.external_id == institution_slug,
+                )
+                .values(item_id=item_id)
+            ).rowcount
+        if not updated:
+            self.record(user_email, "plaid", institution_slug, status="ok", item_id=item_id)

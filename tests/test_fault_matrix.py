@@ -33,6 +33,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -88,6 +89,8 @@ FAULTS = [
     Fault("dropped", ("plaid", "snaptrade"), "drop", True),
     Fault("malformed", ("plaid", "snaptrade"), "malformed", False),
     Fault("missing_field", ("plaid", "snaptrade"), "missing_field", False),
+    Fault("nested JSON", ("plaid", "snaptrade"), "nested", False),
+    Fault("huge JSON", ("plaid", "snaptrade"), "huge", False),
     Fault("403-1020", ("snaptrade",), "1020", False),
     Fault("402-3003", ("snaptrade",), "3003", False),
     Fault("ITEM_LOGIN_REQUIRED", ("plaid",), "ITEM_LOGIN_REQUIRED", False),
@@ -314,11 +317,16 @@ def cli_income(hub: Hub, provider: str) -> Outcome:
 
 def signed_plaid_delivery_first(hub: Hub) -> None:
     # The emulator signs a delivery as Plaid would (to a closed port: only its record is
-    # kept); the app then needs the signing key, and that call meets the fault.
+    # kept); the app then needs the signing key, and that call meets the fault. The hub
+    # has read its Items once, so it knows the Item the delivery names.
+    hub.services.position_views.answer("summary")
     hub.controls.set_plaid_webhook_url("http://127.0.0.1:9/webhooks/plaid")
     hub.controls.fire_plaid_webhook(demo.PLAID_ACCESS_TOKENS["merrill-lynch"], "DEFAULT_UPDATE")
     [delivery] = hub.controls.wait_for_webhooks(1)
     hub.context["delivery"] = delivery
+    # The hub receives it as it is sent (the emulator signs with the real time): only then
+    # do its claims hold, and only then may the hub ask Plaid for the key.
+    hub.clock.now = datetime.fromtimestamp(delivery.event_time, UTC)
 
 
 def web_plaid_webhook(hub: Hub, provider: str) -> Outcome:

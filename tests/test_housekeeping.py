@@ -1,6 +1,8 @@
 """The scheduler's ``process-webhooks`` also deletes finished and abandoned records: Plaid link
-sessions, SnapTrade portal flows, web sessions, login attempts and old webhook events, even
-when no related action (a new link, a login) comes along; fresh ones stay."""
+sessions, SnapTrade portal flows, web sessions, login attempts, old webhook events, Plaid key
+lookups that found nothing, old call ledger lines and avoided refreshes, even when no
+related action (a new link, a login) comes along; fresh ones stay. Every table that grows
+with traffic is here."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from services.models import (
+    AvoidedRefresh,
     LoginAttempt,
     PlaidLinkSession,
+    PlaidWebhookKey,
+    ProviderCall,
     SnapTradePortalFlow,
     WebhookEvent,
     WebSession,
@@ -30,6 +35,9 @@ TABLES = {
     "web_sessions": WebSession,
     "login_attempts": LoginAttempt,
     "webhook_events": WebhookEvent,
+    "plaid_webhook_keys": PlaidWebhookKey,
+    "provider_calls": ProviderCall,
+    "avoided_refreshes": AvoidedRefresh,
 }
 
 
@@ -99,12 +107,37 @@ def add_records(hub: Any, tag: str, at: datetime, outcome: str = "applied") -> N
                 payload="{}",
             )
         )
+        conn.execute(
+            insert(PlaidWebhookKey).values(
+                kid=f"kid-{tag}", outcome="failed", looked_up_at=at, failed_lookups=1
+            )
+        )
+        conn.execute(
+            insert(ProviderCall).values(
+                provider="plaid",
+                endpoint="POST /investments/holdings/get",
+                subject=f"record-{tag}",
+                status="ok",
+                duration_ms=1.0,
+                called_at=at,
+            )
+        )
+        conn.execute(
+            insert(AvoidedRefresh).values(
+                user_id=user_id, provider="plaid", after=at, at=at, calls=1
+            )
+        )
 
 
 def counts(hub: Any) -> dict[str, int]:
     with hub.engine.connect() as conn:
         return {
-            name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            name: conn.execute(
+                select(func.count())
+                .select_from(table)
+                # the calls this test recorded, not those the hub itself makes meanwhile
+                .where(ProviderCall.subject.like("record-%") if table is ProviderCall else True)
+            ).scalar_one()
             for name, table in TABLES.items()
         }
 
@@ -112,7 +145,7 @@ def counts(hub: Any) -> dict[str, int]:
 def test_process_webhooks_deletes_old_records_of_every_kind_and_keeps_fresh_ones(
     hub: Any, clock: FakeClock
 ) -> None:
-    add_records(hub, "old", clock() - timedelta(days=40))
+    add_records(hub, "old", clock() - timedelta(days=100))
     add_records(hub, "fresh", clock() - timedelta(minutes=1))
     assert counts(hub) == dict.fromkeys(TABLES, 2)
 

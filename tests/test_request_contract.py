@@ -306,7 +306,9 @@ def every_call_the_project_makes(hub: Any, new_user: Any, served: Any, emulator:
     assert synced["ok"], synced["errors"]
 
     # Webhooks: `update-plaid-webhooks` points every Item at the served app; Plaid
-    # acknowledges each with a webhook, which the app verifies with the key it fetches.
+    # acknowledges each with a webhook, which the app verifies with the key it fetches (the
+    # app has read its Items before, so it knows the Item each delivery names).
+    served.extensions["services"].position_views.answer("summary")
     # (Before the move below removes the IBKR Item the served app also holds.)
     result = served.test_cli_runner().invoke(args=["update-plaid-webhooks"])
     assert result.exit_code == 0, result.output

@@ -24,8 +24,10 @@ from sqlalchemy import func, select
 
 from providers.snaptrade.webhooks import signature_of
 from sandbox import data, demo
+from services.composition.webhooks import known_plaid_subject
 from services.models import WebhookEvent
 from services.webhooks.apply import EventEffects
+from services.webhooks.plaid_keys import PlaidKeyStore
 from services.webhooks.receiver import WebhookReceiver
 from tests.conftest import FakeClock, make_services
 from tests.web_fixtures import make_app
@@ -79,7 +81,13 @@ def signer(hub: Any, clock: FakeClock) -> PlaidSigner:
     hub.webhooks = WebhookReceiver(
         hub.engine,
         clock,
-        fetch_plaid_key=made.key_for,
+        plaid_keys=PlaidKeyStore(
+            hub.engine,
+            clock,
+            fetch=made.key_for,
+            knows_subject=known_plaid_subject(hub.connections, lambda token: False),
+            sleep=lambda seconds: clock.advance(seconds=seconds),
+        ),
         snaptrade_consumer_key=demo.SNAPTRADE_CONSUMER_KEY,
         effects=EventEffects(
             hub.engine, hub.connections, hub.freshness, lambda token, public: None
@@ -418,3 +426,29 @@ def test_arbitrary_bodies_and_headers_are_refused_without_a_trace(
 
     check()
     assert events(hub) == 0
+
+
+def test_a_snaptrade_delivery_without_webhook_id_resent_with_other_whitespace_is_a_duplicate(
+    hub: Any, client: Any, emulator: Any, clock: FakeClock
+) -> None:
+    payload = snaptrade_payload(
+        "CONNECTION_BROKEN", clock(), brokerageAuthorizationId=SCHWAB_AUTH, brokerageId="x"
+    )
+    del payload["webhookId"]
+    signature = signature_of(payload, demo.SNAPTRADE_CONSUMER_KEY)
+    first = deliver_snaptrade(client, payload)
+    assert first.get_json()["status"] == "applied"
+    # The same signed JSON, laid out otherwise: the signature still verifies (it covers the
+    # canonical JSON), so it must be known as the same event and change nothing again.
+    hub.connections.record(hub.user_email, "snaptrade", SCHWAB_AUTH, status="ok")
+    spaced = json.dumps(payload, indent=3, sort_keys=False).encode()
+    again = client.post(
+        "/webhooks/snaptrade",
+        data=spaced,
+        headers={"Signature": signature},
+        content_type="application/json",
+    )
+    assert again.status_code == 200
+    assert again.get_json()["status"] == "duplicate"
+    assert events(hub) == 1
+    assert hub.connections.get(hub.user_email, "snaptrade", SCHWAB_AUTH).status == "ok"

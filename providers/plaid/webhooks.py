@@ -46,26 +46,38 @@ def fetch_verification_key(client: PlaidApi, key_id: str) -> dict[str, Any]:
     return key
 
 
-def update_item_webhook(access_token: str, client: PlaidApi, url: str, *, subject: str) -> None:
-    """Point an existing Item's webhooks at ``url`` (``/item/webhook/update``)."""
+def update_item_webhook(access_token: str, client: PlaidApi, url: str, *, subject: str) -> str:
+    """Point an existing Item's webhooks at ``url`` (``/item/webhook/update``); its item_id."""
     from plaid.model.item_webhook_update_request import ItemWebhookUpdateRequest
 
     register_secret(access_token)
     request = ItemWebhookUpdateRequest(access_token=access_token, webhook=url)
-    call(
-        client, "/item/webhook/update", lambda: client.item_webhook_update(request), subject=subject
+    answer = to_plain(
+        call(
+            client,
+            "/item/webhook/update",
+            lambda: client.item_webhook_update(request),
+            subject=subject,
+        )
     )
+    return str((answer.get("item") or {}).get("item_id") or "")
 
 
 def verify_plaid_webhook(
     body: bytes,
     header: str | None,
     *,
-    key_for: Callable[[str], dict[str, Any]],
+    key_for: Callable[[str, dict[str, Any]], dict[str, Any]],
     now: datetime,
 ) -> tuple[dict[str, Any], datetime]:
     """The webhook's JSON and when Plaid sent it (the JWT's ``iat``); WebhookRejected when
-    anything does not hold. ``key_for(kid)`` returns the JWK (cached by the caller)."""
+    anything does not hold.
+
+    Everything a forger controls is checked before the key is asked for: the header's
+    shape, the claims' age and the body's hash, and the body as a JSON object.
+    ``key_for(kid, payload)`` then returns the JWK (kept by the caller, who may refuse to
+    look up an unknown kid for an event about nothing it knows); the signature is checked
+    last, with that key."""
     import jwt
     from jwt.algorithms import ECAlgorithm
 
@@ -73,6 +85,7 @@ def verify_plaid_webhook(
         raise WebhookRejected("the Plaid-Verification header is missing")
     try:
         unverified = jwt.get_unverified_header(header)
+        claimed = jwt.decode(header, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise WebhookRejected("the Plaid-Verification header is not a JWT") from exc
     if unverified.get("alg") != ALGORITHM:
@@ -80,7 +93,9 @@ def verify_plaid_webhook(
     kid = unverified.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > 200:
         raise WebhookRejected("the Plaid-Verification JWT names no key")
-    jwk = key_for(kid)
+    _check_claims(claimed, body, now)
+    payload = _payload(body)
+    jwk = key_for(kid, payload)
     if jwk.get("expired_at"):
         raise WebhookRejected("the Plaid-Verification key has expired")
     try:
@@ -93,16 +108,30 @@ def verify_plaid_webhook(
         )
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise WebhookRejected("the Plaid-Verification signature does not verify") from exc
+    issued = _check_claims(claims, body, now)
+    return payload, datetime.fromtimestamp(issued, now.tzinfo)
+
+
+def _check_claims(claims: dict[str, Any], body: bytes, now: datetime) -> float:
+    """The JWT's ``iat`` when it is at most 5 minutes away and the body hash matches."""
     issued = claims.get("iat")
-    if not isinstance(issued, int | float) or abs(now.timestamp() - issued) > MAX_AGE_SECONDS:
+    if (
+        not isinstance(issued, int | float)
+        or isinstance(issued, bool)
+        or not abs(now.timestamp() - issued) <= MAX_AGE_SECONDS
+    ):
         raise WebhookRejected("the Plaid webhook is more than 5 minutes old")
     digest = hashlib.sha256(body).hexdigest()
-    if not hmac.compare_digest(digest, str(claims.get("request_body_sha256"))):
+    if not hmac.compare_digest(digest, str(claims.get("request_body_sha256"))[:100]):
         raise WebhookRejected("the Plaid webhook body does not match its signature")
+    return float(issued)
+
+
+def _payload(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise WebhookRejected("the Plaid webhook body is not JSON") from exc
     if not isinstance(payload, dict):
         raise WebhookRejected("the Plaid webhook body is not a JSON object")
-    return payload, datetime.fromtimestamp(issued, now.tzinfo)
+    return payload

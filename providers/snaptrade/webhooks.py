@@ -20,9 +20,15 @@ from core.errors import WebhookRejected
 MAX_AGE_SECONDS = 300
 
 
+def canonical_json(payload: dict[str, Any]) -> str:
+    """The payload as SnapTrade signs it: sorted keys, compact separators."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+
 def signature_of(payload: dict[str, Any], consumer_key: str) -> str:
-    canonical = json.dumps(payload, separators=(",", ":"), sort_keys=True)
-    digest = hmac.new(consumer_key.encode(), canonical.encode(), hashlib.sha256).digest()
+    digest = hmac.new(
+        consumer_key.encode(), canonical_json(payload).encode(), hashlib.sha256
+    ).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -36,7 +42,7 @@ def verify_snaptrade_webhook(
         raise WebhookRejected("SNAPTRADE_CONSUMER_KEY is not set, so no signature can verify")
     try:
         payload = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise WebhookRejected("the SnapTrade webhook body is not JSON") from exc
     if not isinstance(payload, dict):
         raise WebhookRejected("the SnapTrade webhook body is not a JSON object")

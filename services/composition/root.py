@@ -246,6 +246,8 @@ class Services:
             link_finished=lambda token, public: self._background(
                 lambda: self.plaid_link.finish_from_webhook(token, public)
             ),
+            knows_link_token=lambda token: bool(self._links.jobs_of_link_token(token)),
+            sleep=self.retry_policy.sleep,
         )
 
     @cached_property

@@ -15,6 +15,7 @@ from services.position_service import PositionFetcher, PositionService
 from services.provider_access import ProviderAccess
 from services.webhooks.apply import EventEffects
 from services.webhooks.freshness import FreshnessStore
+from services.webhooks.plaid_keys import PlaidKeyStore
 from services.webhooks.receiver import WebhookReceiver
 from services.webhooks.savings import RefreshSavings
 from settings import Settings
@@ -48,6 +49,7 @@ def build_positions(
         freshness=freshness,
         safety_hours=settings.webhook_safety_hours,
         savings=savings,
+        refresh_cooldown_seconds=settings.refresh_cooldown_seconds,
     )
 
 
@@ -60,14 +62,43 @@ def build_receiver(
     connections: ConnectionRegistry,
     freshness: FreshnessStore,
     link_finished: Callable[[str, list[str]], None],
+    knows_link_token: Callable[[str], bool],
+    sleep: Callable[[float], None],
 ) -> WebhookReceiver:
+    keys = PlaidKeyStore(
+        engine,
+        clock,
+        fetch=lambda kid: fetch_verification_key(plaid_client(), kid),
+        knows_subject=known_plaid_subject(connections, knows_link_token),
+        sleep=sleep,
+    )
     return WebhookReceiver(
         engine,
         clock,
-        fetch_plaid_key=lambda kid: fetch_verification_key(plaid_client(), kid),
+        plaid_keys=keys,
         snaptrade_consumer_key=snaptrade_consumer_key,
         effects=EventEffects(engine, connections, freshness, link_finished),
     )
+
+
+def known_plaid_subject(
+    connections: ConnectionRegistry, knows_link_token: Callable[[str], bool]
+) -> Callable[[dict[str, Any]], bool]:
+    """Whether a Plaid event names an Item or a Hosted Link session of this hub: what an
+    outsider cannot guess, so only such an event may cost a key lookup."""
+
+    def knows(payload: dict[str, Any]) -> bool:
+        item_id = payload.get("item_id")
+        if (
+            isinstance(item_id, str)
+            and 0 < len(item_id) <= 200
+            and connections.owner_of_item(item_id) is not None
+        ):
+            return True
+        token = payload.get("link_token")
+        return isinstance(token, str) and 0 < len(token) <= 200 and knows_link_token(token)
+
+    return knows
 
 
 def plaid_webhook_url(settings: Settings) -> str | None:

@@ -69,6 +69,7 @@ class LinkFinisher:
             status="ok",
             institution_name=name,
             institution_slug=slug,
+            item_id=item_id,
         )
         self._fetch_plaid_positions(job, f"{name} is linked")
 

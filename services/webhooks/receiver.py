@@ -2,7 +2,8 @@
 
 Nothing here calls a provider for the data an event announces: a due Item or account is
 refreshed on the next read of it, or by ``flask --app app process-webhooks``. The only
-provider call is Plaid's verification key, fetched once per ``kid`` and kept.
+provider call is Plaid's verification key, fetched once per ``kid`` across all processes
+and kept in the database (``plaid_keys``).
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
 
-from core.errors import Conflict, WebhookRejected
+from core.errors import Conflict
 from providers.plaid.webhooks import verify_plaid_webhook
-from providers.snaptrade.webhooks import verify_snaptrade_webhook
+from providers.snaptrade.webhooks import canonical_json, verify_snaptrade_webhook
 from services.clock import Clock
 from services.models import WebhookEvent
 from services.webhooks.apply import EventEffects, plaid_effects, snaptrade_effects
@@ -30,15 +29,13 @@ from services.webhooks.log import (
     set_outcome,
     store_event,
 )
+from services.webhooks.plaid_keys import PlaidKeyStore
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW = timedelta(minutes=5)
 # Verified events a provider may deliver per minute before the route answers 429.
 PER_MINUTE = 600
-# Unknown key ids fetched from Plaid per process and minute at most (a forged header
-# must not turn into a stream of calls).
-KEY_FETCHES_PER_MINUTE = 10
 
 
 class WebhookReceiver:
@@ -47,26 +44,24 @@ class WebhookReceiver:
         engine: Engine,
         clock: Clock,
         *,
-        fetch_plaid_key: Callable[[str], dict[str, Any]],
+        plaid_keys: PlaidKeyStore,
         snaptrade_consumer_key: str,
         effects: EventEffects,
     ) -> None:
         self._engine = engine
         self._clock = clock
-        self._fetch_plaid_key = fetch_plaid_key
+        self.plaid_keys = plaid_keys
         self._consumer_key = snaptrade_consumer_key
         self._effects = effects
-        # Plaid's public keys by kid: derived, re-fetched on an unknown kid.
-        self._keys: dict[str, dict[str, Any]] = {}
-        self._fetches: list[datetime] = []
-        self._lock = threading.Lock()
 
     # --- Plaid ------------------------------------------------------------------------
 
     def receive_plaid(self, body: bytes, header: str | None) -> dict[str, Any]:
         now = self._clock()
         self._check_rate("plaid", now)
-        payload, sent_at = verify_plaid_webhook(body, header, key_for=self._plaid_key, now=now)
+        payload, sent_at = verify_plaid_webhook(
+            body, header, key_for=self.plaid_keys.key_for, now=now
+        )
         kind = f"{payload.get('webhook_type')}:{payload.get('webhook_code')}"
         digest = hashlib.sha256(body).hexdigest()
         with self._engine.begin() as conn:
@@ -77,26 +72,6 @@ class WebhookReceiver:
             "plaid", f"{digest}:{int(sent_at.timestamp())}", kind, sent_at, now, payload, effect
         )
 
-    def _plaid_key(self, kid: str) -> dict[str, Any]:
-        with self._lock:
-            known = self._keys.get(kid)
-            if known is not None:
-                return known
-            now = self._clock()
-            self._fetches = [t for t in self._fetches if now - t < timedelta(minutes=1)]
-            if len(self._fetches) >= KEY_FETCHES_PER_MINUTE:
-                raise WebhookRejected("too many unknown Plaid key ids; try again in a minute")
-            self._fetches.append(now)
-        try:
-            key = self._fetch_plaid_key(kid)
-        except WebhookRejected:
-            raise
-        except Exception as exc:  # an unknown kid, or Plaid unreachable: not verified
-            raise WebhookRejected("the Plaid verification key could not be fetched") from exc
-        with self._lock:
-            self._keys[kid] = key
-        return key
-
     # --- SnapTrade --------------------------------------------------------------------
 
     def receive_snaptrade(self, body: bytes, header: str | None) -> dict[str, Any]:
@@ -106,7 +81,11 @@ class WebhookReceiver:
             body, header, consumer_key=self._consumer_key, now=now
         )
         kind = str(payload.get("eventType") or "UNKNOWN")
-        webhook_id = str(payload.get("webhookId") or hashlib.sha256(body).hexdigest())
+        # Without a webhookId, a copy is known by the JSON the signature covers, so the same
+        # signed payload re-sent with other whitespace or key order is still one event.
+        webhook_id = str(
+            payload.get("webhookId") or hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+        )
         effect = snaptrade_effects(payload, self._effects)
         return self._store_and_apply(
             "snaptrade", f"snaptrade:{webhook_id}", kind, sent_at, now, payload, effect

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.clock import Clock, as_utc
@@ -85,3 +85,14 @@ class RefreshSavings:
                 .group_by(AvoidedRefresh.provider)
             )
             return {provider: int(total or 0) for provider, total in rows}
+
+    def forget_old(self, keep_days: int = 3 * REPORT_DAYS) -> int:
+        """Delete avoided refreshes long past the report's window (the scheduler's clean-up);
+        the rule only ever looks at the latest one."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                delete(AvoidedRefresh).where(
+                    AvoidedRefresh.at < self._clock() - timedelta(days=keep_days)
+                )
+            )
+        return int(result.rowcount or 0)
