@@ -265,3 +265,86 @@ def test_real_deliveries_into_four_workers_on_postgres(served: Served, emulator:
         )
         summary = person.get(f"{base}/api/positions?format=summary", timeout=60).json()
         assert "disabled" in (summary["cache_info"]["snaptrade"]["attention"] or "")
+
+
+KEY_LOOKUP = "plaid /webhook_verification_key/get"
+JUNK = 40  # deliveries under made-up key ids, four times the old per-process budget
+
+
+def junk_delivery(body_units: int) -> tuple[bytes, dict[str, str]]:
+    """A delivery an outsider can make: signed with their own key under a new kid, with
+    claims and a body hash that hold, about an Item they made up."""
+    import hashlib
+    import json
+    import uuid
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    body = json.dumps(
+        {
+            "webhook_type": "HOLDINGS",
+            "webhook_code": "DEFAULT_UPDATE",
+            "item_id": f"made-up-{uuid.uuid4()}",
+            "new_holdings": body_units,
+        }
+    ).encode()
+    claims = {"iat": int(time.time()), "request_body_sha256": hashlib.sha256(body).hexdigest()}
+    key = ec.generate_private_key(ec.SECP256R1())
+    header = jwt.encode(claims, key, algorithm="ES256", headers={"kid": str(uuid.uuid4())})
+    return body, {"Content-Type": "application/json", "Plaid-Verification": header}
+
+
+@pytest.mark.timeout(300)
+def test_a_flood_of_junk_key_ids_cannot_starve_a_genuine_delivery_on_any_worker(
+    served: Served, emulator: Any
+) -> None:
+    base = served.base_url
+    ledger_lookups = "SELECT count(*) FROM provider_calls WHERE endpoint LIKE '%verification_key%'"
+    with requests.Session() as person:
+        assert log_in(person, base, USER, TEST_PASSWORD).status_code == 303
+        job_path = follow(person, f"{base}/plaid/", f"{base}/plaid/link", {})
+        link_token = link_href(person.get(f"{base}{job_path}").text, "open-plaid-link")
+        since = attempts(emulator)
+        emulator.controls.complete_link(link_token.rsplit("/", 1)[1], "merrill-lynch")
+        assert delivered(emulator, since, plaid_code("SESSION_FINISHED")).status == 200
+        job = link_once_finished(person, f"{base}/api/plaid/link/{job_path.rsplit('/', 1)[1]}")
+        assert job["status"] == "done", job
+
+        # Plaid rotates its key: the next genuine delivery names a kid no worker has seen.
+        emulator.controls.rotate_plaid_webhook_key()
+        merrill = served.plaid_access_token("merrill-lynch")
+        emulator.controls.set_plaid_webhook_url(NOWHERE, merrill)
+        emulator.controls.reset_counts()
+        lookups_before = count_rows(served.database_url, ledger_lookups)
+
+        # The flood, spread over A's and B's workers.
+        with requests.Session() as outsider:
+            for n in range(JUNK):
+                body, headers = junk_delivery(n)
+                server = served.a if n % 2 else served.b
+                answer = outsider.post(
+                    f"{server.url}/webhooks/plaid", data=body, headers=headers, timeout=30
+                )
+                assert answer.status_code == 401, answer.text[:300]
+        assert emulator.controls.calls(KEY_LOOKUP) == 0
+        assert count_rows(served.database_url, ledger_lookups) == lookups_before
+
+        # The genuine delivery, to a worker of B, then the same to A: applied once.
+        since = attempts(emulator)
+        emulator.controls.set_units("merrill-cma", "AAPL", 100)
+        update = delivered(emulator, since, plaid_code("DEFAULT_UPDATE"))
+        first = requests.post(
+            f"{served.b.url}/webhooks/plaid", data=update.body, headers=update.headers, timeout=30
+        )
+        assert first.status_code == 200, first.text[:300]
+        assert first.json()["status"] == "applied"
+        copy = requests.post(
+            f"{served.a.url}/webhooks/plaid", data=update.body, headers=update.headers, timeout=30
+        )
+        assert copy.status_code == 200 and copy.json()["status"] == "duplicate"
+        # Only the genuine key (and Plaid's word on the key it replaced) was looked up,
+        # and the ledger holds exactly those lookups.
+        genuine_lookups = emulator.controls.calls(KEY_LOOKUP)
+        assert 1 <= genuine_lookups <= 2
+        assert count_rows(served.database_url, ledger_lookups) == lookups_before + genuine_lookups
