@@ -110,6 +110,24 @@ VIOLATIONS: dict[str, dict[str, str]] = {
         "services/probe.py": "import services.probe_twin\n",
         "services/probe_twin.py": "import services.probe\n",
     },
+    # Cycles anywhere, the emulator included: between siblings, and between a package's
+    # __init__ and its own modules (`from package import name` runs and reads the __init__).
+    "two emulator modules import each other": {
+        "sandbox/probe.py": "import sandbox.probe_twin\n",
+        "sandbox/probe_twin.py": "import sandbox.probe\n",
+    },
+    "an emulator module imports a sibling through the package that imports it": {
+        "sandbox/activity/model.py": "from sandbox.activity import lots\n"
+    },
+    "a package's __init__ holds a helper its own module imports": {
+        "sandbox/activity/__init__.py": "def probe_helper() -> None: ...\n",
+        "sandbox/activity/corrections.py": "from sandbox.activity import probe_helper\n",
+    },
+    "a cycle through three service packages, one import function-local": {
+        "services/trading/__init__.py": "import services.probe\n",
+        "services/probe.py": "from services.fx import probe_fx\n",
+        "services/fx/probe_fx.py": "def later():\n    from services import trading\n",
+    },
     # Cycles and upward imports through the single-file modules.
     "a route imports the app that registers it": {"routes/probe.py": "import app\n"},
     "a tool imports the MCP server that registers it": {
@@ -180,6 +198,25 @@ def test_the_contract_sees_a_bad_import_in_every_product_folder(product_copy: Pa
         path
         for path in additions
         if f"{path.removesuffix('.py').replace('/', '.')} ->" not in result.stdout
+    ]
+    assert unseen == [], result.stdout
+
+
+def test_the_contract_sees_an_import_cycle_in_every_product_folder(product_copy: Path) -> None:
+    """In each package at once, its __init__ imports a new module that imports from the
+    package: each new module must be named in a reported cycle."""
+    additions: dict[str, str] = {}
+    for relative in (folder.relative_to(ROOT) for folder in _product_folders()):
+        package = relative.as_posix().replace("/", ".")
+        additions[f"{relative.as_posix()}/__init__.py"] = f"import {package}.probe_cycle\n"
+        additions[f"{relative.as_posix()}/probe_cycle.py"] = f"from {package} import probe_cycle\n"
+    result = lint_with_additions(product_copy, additions)
+    assert "An import cycle" in result.stdout, result.stdout
+    unseen = [
+        path
+        for path in additions
+        if path.endswith("probe_cycle.py")
+        and path.removesuffix(".py").replace("/", ".") not in result.stdout
     ]
     assert unseen == [], result.stdout
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sandbox.activity import lots
+from sandbox.activity.lots import CENT, Trade, digest, plan
 from sandbox.activity.model import Activity, ActivityKind, history_window
 from sandbox.data import AccountTemplate, Holding, stable_uuid
 
-CENT = lots.CENT
 # Quarterly cash dividend per share (in the holding's currency).
 QUARTERLY_DIVIDENDS: dict[str, Decimal] = {
     ticker: Decimal(rate)
@@ -99,7 +98,7 @@ def _generated(account: AccountTemplate, today: date) -> tuple[Activity, ...]:
     start, end = history_window(today)
     drafts: list[_Draft] = []
     for index, holding in enumerate(account.holdings):
-        trades = lots.plan(account.key, index, holding)
+        trades = plan(account.key, index, holding)
         drafts.extend(_trade(account.key, holding, t, start) for t in trades)
         held = [(_trading_day(start + timedelta(days=t.offset)), t) for t in trades]
         drafts.extend(_dividends(holding, held, start, end))
@@ -119,7 +118,7 @@ def _number(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _trade(account_key: str, holding: Holding, trade: lots.Trade, start: date) -> _Draft:
+def _trade(account_key: str, holding: Holding, trade: Trade, start: date) -> _Draft:
     value = (trade.quantity * trade.price).quantize(CENT)
     fee = _commission(account_key, holding, trade.quantity, value)
     amount = -(value + fee) if trade.side == "buy" else value - fee
@@ -164,10 +163,10 @@ def _paydays(start: date, end: date, day: int, months: set[int] | None) -> list[
 
 
 def _dividends(
-    holding: Holding, held: list[tuple[date, lots.Trade]], start: date, end: date
+    holding: Holding, held: list[tuple[date, Trade]], start: date, end: date
 ) -> list[_Draft]:
     ticker = holding.ticker
-    day = 5 + lots.digest(ticker, "payday") % 20
+    day = 5 + digest(ticker, "payday") % 20
     if ticker in FOREIGN_DIVIDENDS:
         currency, rate, months = FOREIGN_DIVIDENDS[ticker]
         schedule = _paydays(start, end, day, set(months))
@@ -176,7 +175,7 @@ def _dividends(
         schedule = _paydays(start, end, 1, None)
     elif ticker in QUARTERLY_DIVIDENDS:
         currency, rate = holding.currency, QUARTERLY_DIVIDENDS[ticker]
-        phase = lots.digest(ticker, "quarter") % 3
+        phase = digest(ticker, "quarter") % 3
         schedule = _paydays(start, end, day, {m for m in range(1, 13) if m % 3 == phase})
     else:
         return []
