@@ -288,7 +288,8 @@ class TradeExecutionService:
         if not self._audit.claim(
             row, requested_via, self._limits, checked, fx, order.open_sell_order_ids
         ):
-            recorded = self._unusable(self._audit.load(preview_id), allow=())
+            # Rejected, expired or taken since it was loaded: say which, as a first look would.
+            recorded = self._unusable(self._audit.load(preview_id), allow=("confirmed",))
             if recorded is not None:
                 return recorded
             raise Conflict(f"preview {preview_id} could not be claimed: preview the order again")
