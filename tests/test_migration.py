@@ -145,6 +145,32 @@ def test_different_holdings_stop_before_anything_is_touched(
     assert services.secret_store.exists(IBKR_SECRET)
 
 
+def test_the_same_holdings_in_other_quantities_stop_before_anything_is_touched(
+    services: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import services.migration.service as migration_steps
+
+    real = migration_steps.load_snaptrade_positions
+
+    def one_share_short(*args: Any, **kwargs: Any) -> list[Any]:
+        return [
+            dataclasses.replace(r, quantity=r.quantity - 1) if r.ticker == "TSLA" else r
+            for r in real(*args, **kwargs)
+        ]
+
+    monkeypatch.setattr(migration_steps, "load_snaptrade_positions", one_share_short)
+    report = services.migrations.migrate(IBKR, execute=True)
+    assert report["status"] == "stopped"
+    verify = next(s for s in report["steps"] if s["step"] == "verify_holdings")
+    assert verify["ok"] is False and "TSLA: plaid" in verify["summary"]
+    [row] = [r for r in verify["comparison"]["rows"] if r["holding"] == "TSLA"]
+    assert row["snaptrade_quantity"] == row["plaid_quantity"] - 1
+    assert emulator.controls.calls(ITEM_REMOVE) == 0
+    assert services.secret_store.exists(IBKR_SECRET)
+
+
 def test_two_matching_secrets_stop_the_run(services: Any, emulator: Any) -> None:
     services.positions.get_all_positions()
     services.secret_store.put(f"{IBKR_SECRET}/second-item", "access-sandbox-another-item-0001")
