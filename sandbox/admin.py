@@ -1,7 +1,7 @@
 """The emulator's HTTP admin switches under ``/_emulator/``: health, faults, latency,
 holds, counters, connection switches, holding units, security descriptions, activity
-corrections and webhooks, for a test or process that has no Python handle on the emulator
-(it runs in another process).
+corrections (amount, id, day, a repeated row) and webhooks, for a test or process that
+has no Python handle on the emulator (it runs in another process).
 
 Each switch maps onto a :class:`sandbox.faults.Controls` method. The switches answer
 only when the emulator was started for tests (``start_emulator``) or with
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from werkzeug.routing import Rule
@@ -54,6 +55,7 @@ def admin_rules() -> list[Rule]:
         Rule(f"{base}/activity/list", endpoint="admin activity list", methods=["GET"]),
         Rule(f"{base}/activity/correct", endpoint="admin activity correct", methods=["POST"]),
         Rule(f"{base}/activity/remove", endpoint="admin activity remove", methods=["POST"]),
+        Rule(f"{base}/activity/repeat", endpoint="admin activity repeat", methods=["POST"]),
         Rule(
             f"{base}/connections/<authorizationId>/disable",
             endpoint="admin disable",
@@ -130,6 +132,15 @@ def serve_webhook_switch(
         )
         return ApiResponse(200, {"queued": queued})
     return ApiResponse(200, {"ok": True})
+
+
+def _day(value: Any) -> date | None:
+    """A YYYY-MM-DD body field as a date (None when absent; ValueError when not a day)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"a day is a YYYY-MM-DD string, not {value!r}")
+    return date.fromisoformat(value)
 
 
 def serve_admin(
@@ -221,9 +232,12 @@ def serve_admin(
                 body["activity_id"],
                 amount=body.get("amount"),
                 new_id=body.get("new_id"),
+                trade_date=_day(body.get("trade_date")),
             )
         elif key == "admin activity remove":
             controls.remove_activity(body["account"], body["activity_id"])
+        elif key == "admin activity repeat":
+            controls.repeat_activity(body["account"], body["activity_id"])
         elif key == "admin complete link":
             token = controls.complete_link(params["linkToken"], body["institution"])
             return ApiResponse(200, {"public_token": token})

@@ -20,12 +20,14 @@ from sqlalchemy import func, select
 
 from core.errors import InvalidInput
 from sandbox import activity, data
+from sandbox.plaid.transactions import transaction_id
 from services.models import ActivityRow, FxRate
 from tests.conftest import FakeClock, make_services
 
 PLAID_TX = "plaid /investments/transactions/get"
 SNAP_ACTIVITIES = "snaptrade /accounts/{accountId}/activities"
 SCHWAB = "schwab-individual"
+MERRILL = "merrill-cma"
 IBKR = "ibkr-individual"
 # Which provider's copy of the IBKR history counts (PROVIDER_PRIORITY's first).
 COUNTED_UNDER = "snaptrade"
@@ -176,6 +178,56 @@ def test_a_correction_inside_the_lookback_window_replaces_the_old_row(
     ids = {a["activity_id"]: a for a in answer["activities"]}
     assert corrected.id not in ids and vanished.id not in ids
     assert ids["corrected-1"]["amount"] == pytest.approx(corrected.amount + 10)
+
+
+def stored_ids(hub: Any, provider: str, activity_id: str) -> list[tuple[str, date]]:
+    with hub.engine.connect() as conn:
+        rows = conn.execute(
+            select(ActivityRow.activity_id, ActivityRow.trade_date).where(
+                ActivityRow.provider == provider, ActivityRow.activity_id == activity_id
+            )
+        ).all()
+    return [(row.activity_id, row.trade_date) for row in rows]
+
+
+def provider_id(provider: str, account: str, activity_id: str) -> str:
+    """The id ``provider`` gives the emulator's activity (Plaid derives its own)."""
+    if provider == "plaid":
+        return transaction_id(data.PLAID_ACCOUNT_IDS[account], activity_id)
+    return activity_id
+
+
+@pytest.mark.parametrize(("account", "provider"), [(SCHWAB, "snaptrade"), (MERRILL, "plaid")])
+def test_an_activity_re_dated_from_before_the_window_into_it_is_stored_once(
+    hub: Any, emulator: Any, clock: FakeClock, account: str, provider: str
+) -> None:
+    hub.activities.activities()  # the first sync stores all 24 months
+    window_start = clock().date() - timedelta(days=hub.settings.activity_lookback_days)
+    old = [a for a in emulator.controls.list_activities(account) if a.trade_date < window_start]
+    moved = old[len(old) // 2]
+    new_day = window_start + timedelta(days=1)
+    emulator.controls.correct_activity(account, moved.id, trade_date=new_day)
+    before = stored_count(hub)
+    clock.advance(hours=25)  # past the lifetime: the next read syncs the window only
+
+    hub.activities.activities()
+    stored = provider_id(provider, account, moved.id)
+    # The copy stored on the old day, outside the window replaced, goes with the new one.
+    assert stored_ids(hub, provider, stored) == [(stored, new_day)]
+    assert stored_count(hub) == before
+
+
+@pytest.mark.parametrize(("account", "provider"), [(SCHWAB, "snaptrade"), (MERRILL, "plaid")])
+def test_an_activity_repeated_within_one_answer_is_stored_once(
+    hub: Any, emulator: Any, account: str, provider: str
+) -> None:
+    served = emulator.controls.list_activities(account)
+    repeated = served[len(served) // 2]
+    emulator.controls.repeat_activity(account, repeated.id)
+
+    assert hub.activities.sync_now()["ok"] is True
+    stored = provider_id(provider, account, repeated.id)
+    assert stored_ids(hub, provider, stored) == [(stored, repeated.trade_date)]
 
 
 def test_a_failed_sync_keeps_the_stored_history(hub: Any, emulator: Any) -> None:

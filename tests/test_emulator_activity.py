@@ -30,7 +30,13 @@ from plaid.model.investments_transactions_get_request_options import (
 from snaptrade_client import ApiException as SnapTradeApiException
 
 from sandbox import data, demo
-from sandbox.activity import Activity, activities_by_account, activities_for, today_of
+from sandbox.activity import (
+    Activity,
+    activities_by_account,
+    activities_for,
+    history_window,
+    today_of,
+)
 from sandbox.faults import Controls
 from sandbox.plaid.transactions import transaction_id
 from sandbox.server import EmulatorHandle, start_emulator
@@ -725,7 +731,44 @@ def test_corrections_refuse_what_they_cannot_do(controls: Controls):
     assert controls.list_activities("merrill-cma") == served[1:]
 
 
-def test_the_http_activity_switches(emulator: EmulatorHandle, controls: Controls):
+def test_a_re_dated_activity_is_served_on_its_new_day_by_both_providers(
+    emulator: EmulatorHandle, controls: Controls, clock: OffsetClock
+):
+    before = controls.list_activities(IBKR)
+    moved = next(a for a in before if a.kind == "dividend" and a.currency == "USD")
+    new_day = history_window(_today(clock))[1] - timedelta(days=3)
+    controls.correct_activity(IBKR, moved.id, trade_date=new_day)
+
+    after = controls.list_activities(IBKR)
+    assert len(after) == len(before)
+    assert [a.trade_date for a in after] == sorted(a.trade_date for a in after)
+    assert next(a for a in after if a.id == moved.id).trade_date == new_day
+    snap = {r.id: r for r in snap_history(emulator, IBKR)}
+    assert snap[moved.id].day == new_day and snap[moved.id].amount == moved.amount
+    plaid = {r.id: r for r in plaid_history(emulator, IBKR)}
+    assert plaid[transaction_id(data.PLAID_ACCOUNT_IDS[IBKR], moved.id)].day == new_day
+    with pytest.raises(ValueError, match="a trade_date is a day"):
+        controls.correct_activity(IBKR, moved.id, trade_date=_today(clock))
+
+
+def test_a_repeated_activity_comes_twice_in_one_answer_of_both_providers(
+    emulator: EmulatorHandle, controls: Controls
+):
+    before = controls.list_activities(IBKR)
+    repeated = next(a for a in before if a.kind == "buy")
+    controls.repeat_activity(IBKR, repeated.id)
+
+    assert [a.id for a in controls.list_activities(IBKR)].count(repeated.id) == 2
+    assert [r.id for r in snap_history(emulator, IBKR)].count(repeated.id) == 2
+    plaid_id = transaction_id(data.PLAID_ACCOUNT_IDS[IBKR], repeated.id)
+    assert [r.id for r in plaid_history(emulator, IBKR)].count(plaid_id) == 2
+    controls.reset_state()
+    assert controls.list_activities(IBKR) == before
+
+
+def test_the_http_activity_switches(
+    emulator: EmulatorHandle, controls: Controls, clock: OffsetClock
+):
     admin = f"{emulator.base_url}/_emulator/activity"
     listed = requests.get(f"{admin}/list", params={"account": IBKR}, timeout=5)
     assert listed.status_code == 200
@@ -737,10 +780,20 @@ def test_the_http_activity_switches(emulator: EmulatorHandle, controls: Controls
     assert requests.post(f"{admin}/correct", json=correct, timeout=5).json() == {"ok": True}
     remove = {"account": IBKR, "activity_id": eur["id"]}
     assert requests.post(f"{admin}/remove", json=remove, timeout=5).json() == {"ok": True}
+    buy = next(a for a in activities if a["kind"] == "buy" and a["id"] != fee["id"])
+    day = history_window(_today(clock))[0].isoformat()
+    moved = {"account": IBKR, "activity_id": buy["id"], "trade_date": day}
+    assert requests.post(f"{admin}/correct", json=moved, timeout=5).json() == {"ok": True}
+    repeat = {"account": IBKR, "activity_id": buy["id"]}
+    assert requests.post(f"{admin}/repeat", json=repeat, timeout=5).json() == {"ok": True}
+    not_a_day = {**moved, "trade_date": "yesterday"}
+    assert requests.post(f"{admin}/correct", json=not_a_day, timeout=5).status_code == 400
     served = {a.id: a for a in controls.list_activities(IBKR)}
     assert served["re-issued"].amount == -1.5 and eur["id"] not in served
     snap = {r.id: r for r in snap_history(emulator, IBKR)}
     assert snap["re-issued"].amount == -1.5 and eur["id"] not in snap
+    assert [r.day.isoformat() for r in snap.values() if r.id == buy["id"]] == [day]
+    assert [a.id for a in controls.list_activities(IBKR)].count(buy["id"]) == 2
 
     bad = requests.post(f"{admin}/remove", json={"account": IBKR, "activity_id": "x"}, timeout=5)
     assert bad.status_code == 400 and "serves no activity" in bad.json()["error"]

@@ -2,8 +2,9 @@
 
 ``model`` holds :class:`Activity` and the history's window, ``lots`` the trades that
 built each seeded holding, ``generate`` the whole history of an account for an injected
-``today``, ``corrections`` what a test changed (a corrected amount, a new id, a removal)
-in the shared state. The Plaid and SnapTrade modules render it in their own formats.
+``today``, ``corrections`` what a test changed (a corrected amount, a new id or day, a
+removal, a repeated row) in the shared state. The Plaid and SnapTrade modules render it
+in their own formats.
 """
 
 # Re-exports only: the submodules import each other, never this package.
@@ -11,6 +12,7 @@ from sandbox.activity.corrections import (
     activities_by_account,
     correct_activity,
     remove_activity,
+    repeat_activity,
     served_activities,
 )
 from sandbox.activity.generate import (
@@ -33,6 +35,7 @@ __all__ = [
     "correct_activity",
     "history_window",
     "remove_activity",
+    "repeat_activity",
     "served_activities",
     "today_of",
 ]

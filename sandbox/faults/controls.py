@@ -222,16 +222,25 @@ class Controls:
         *,
         amount: float | None = None,
         new_id: str | None = None,
+        trade_date: date | None = None,
     ) -> None:
         """Make both providers serve an activity with ``amount`` (signed: positive = cash
-        into the account) and/or under ``new_id``, as a provider correcting it would.
+        into the account), under ``new_id`` and/or on ``trade_date``, as a provider
+        correcting it would.
 
         ``activity_id`` is an id :meth:`list_activities` returns today; a ValueError when
-        the account serves no such activity or ``new_id`` is taken.
+        the account serves no such activity, ``new_id`` is taken or ``trade_date`` is
+        outside the served history.
         """
         with self._store.transaction() as state:
             activity.correct_activity(
-                state, account_key, activity_id, self._today(), amount=amount, new_id=new_id
+                state,
+                account_key,
+                activity_id,
+                self._today(),
+                amount=amount,
+                new_id=new_id,
+                trade_date=trade_date,
             )
         # A correction is the old transaction cancelled and a new one (Plaid's counts).
         self._plaid.webhooks.transactions_changed(account_key, self._clock(), new=1, cancelled=1)
@@ -242,6 +251,11 @@ class Controls:
         with self._store.transaction() as state:
             activity.remove_activity(state, account_key, activity_id, self._today())
         self._plaid.webhooks.transactions_changed(account_key, self._clock(), new=0, cancelled=1)
+
+    def repeat_activity(self, account_key: str, activity_id: str) -> None:
+        """Make both providers send an activity twice in every answer (the same id twice)."""
+        with self._store.transaction() as state:
+            activity.repeat_activity(state, account_key, activity_id, self._today())
 
     def list_activities(self, account_key: str) -> list[activity.Activity]:
         """The account's activity history as both providers serve it now, oldest first."""
