@@ -127,13 +127,13 @@ def test_only_dict_answers_are_marked() -> None:
     assert marked("text") == "text"
 
 
-def test_the_readme_shows_the_marker_as_answered() -> None:
+def test_the_assistant_page_shows_the_marker_as_answered() -> None:
     import re
 
     from settings import PROJECT_ROOT
 
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split('"untrusted_fields": {', 1)[1].split("}", 1)[0]
+    page = (PROJECT_ROOT / "docs" / "assistant.md").read_text(encoding="utf-8")
+    block = page.split('"untrusted_fields": {\n', 1)[1].split("}", 1)[0]
     listed = re.findall(r'"(\w+)"', block.split('"note"', 1)[0])
     assert listed[1:] == list(PROVIDER_TEXT_FIELDS)  # after the key "fields" itself
     assert UNTRUSTED_NOTE in block
