@@ -50,6 +50,7 @@ def admin_rules() -> list[Rule]:
         Rule(f"{base}/state/reset", endpoint="admin reset state", methods=["POST"]),
         Rule(f"{base}/units", endpoint="admin units", methods=["POST"]),
         Rule(f"{base}/description", endpoint="admin description", methods=["POST"]),
+        Rule(f"{base}/hostile", endpoint="admin hostile", methods=["GET", "POST"]),
         Rule(f"{base}/cost-basis", endpoint="admin cost basis", methods=["POST"]),
         Rule(f"{base}/cash", endpoint="admin cash", methods=["POST"]),
         Rule(f"{base}/activity/list", endpoint="admin activity list", methods=["GET"]),
@@ -190,6 +191,8 @@ def serve_admin(
                     408, {"error": str(exc), "held": controls.held(body["endpoint"])}
                 )
             return ApiResponse(200, {"held": held})
+        if key == "admin hostile":
+            return controls.hostile.serve_switch(request.method, body)
         if key == "admin activity list":
             history = controls.list_activities(request.args["account"])
             return ApiResponse(200, {"activities": [a.to_json() for a in history]})

@@ -75,6 +75,7 @@ class EmulatorApp:
             response = self._serve_api(
                 api, route, key, self._api_request(request, key, api, params)
             )
+            response = self.controls.hostile.rewritten(api.provider, route.template, response)
         elif key in self._pages:
             api, page = self._pages[key]
             response = page.handler(self._api_request(request, key, api, params))

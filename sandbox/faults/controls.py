@@ -13,6 +13,7 @@ from sandbox import activity, overrides
 from sandbox.faults.holds import Hold, Holds
 from sandbox.faults.recorder import RecordedRequest, Recorder
 from sandbox.faults.rules import ALL_ENDPOINTS, FaultRule, FaultSwitches
+from sandbox.hostile import HostileTexts
 from sandbox.plaid.api import PlaidApi
 from sandbox.snaptrade.api import SnapTradeApi
 from sandbox.state import StateStore
@@ -39,6 +40,8 @@ class Controls:
         self._switches = FaultSwitches()
         self._holds = Holds()
         self._recorder = Recorder()
+        # Hostile text in what the providers write (sandbox.hostile): set, read, rewrite.
+        self.hostile = HostileTexts()
 
     @property
     def endpoints(self) -> frozenset[str]:
@@ -80,9 +83,10 @@ class Controls:
         return self._switches.take(endpoint, subject)
 
     def clear(self) -> None:
-        """Remove every fault, latency and hold, webhook delivery faults included (a
-        webhook held by "reorder" is sent now); call counts and deliveries are kept."""
+        """Remove every fault, latency, hold and hostile text, webhook delivery faults included
+        (a webhook held by "reorder" is sent now); call counts and deliveries are kept."""
         self._switches.clear()
+        self.hostile.clear()
         self.release()
         self._plaid.webhooks.outbox.clear_faults()
 
