@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-random check bench migrate emulator clean
+.PHONY: run test test-random check bench mutate migrate emulator clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ check: $(STAMP)  ## formatting, lint, types, the layer contract
 # Postgres parts (load under gunicorn, Postgres figures) need TEST_DATABASE_URL or BENCH_DATABASE_URL.
 bench: $(STAMP)  ## performance, load and fault-recovery figures for the README
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Not in CI. Each named one-line mutation of a guard (tests/mutation/catalogue.py) runs against
+# its area's tests in a private copy of HEAD; about half an hour on two cores. Options:
+# make mutate MUTATE_ARGS="--only webhook- --timeout 120" (or --worktree, --check, --list:
+# python -m tests.mutation --help). TEST_DATABASE_URL, if set, adds the Postgres cases.
+mutate: $(STAMP)  ## which mutants of the money, secret and data guards survive their tests
+	$(PY) -m tests.mutation $(MUTATE_ARGS)
 
 migrate: $(STAMP)  ## bring the database schema up to date
 	$(VENV)/bin/flask --app app migrate
