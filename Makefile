@@ -23,10 +23,12 @@ $(AXE_STAMP): $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json
 	  echo "npm not found: the accessibility test will skip (apt-get install npm)"; \
 	fi
 
-run: $(STAMP)  ## start the web app on 127.0.0.1:5000 (embedded default: SQLite, local secrets, emulator)
+run: $(STAMP)  ## start the web app on 127.0.0.1:5000, or on PUBLIC_BASE_URL's if it is http:// on loopback
 	@# Emulator mode: prints the demo login (made up on first run); otherwise a hint if no password.
 	$(VENV)/bin/flask --app app demo-login
-	$(VENV)/bin/flask --app app run --host 127.0.0.1 --port 5000
+	@# Where providers send the person back is where it listens: a second instance needs only
+	@# PUBLIC_BASE_URL=http://127.0.0.1:5001 (in the environment or .env).
+	address="$$($(PY) -m cli.run_address)" && $(VENV)/bin/flask --app app run $$address
 
 test: $(STAMP) $(AXE_STAMP)  ## every test in a fixed order (Postgres ones need TEST_DATABASE_URL; CI sets it)
 	$(PY) -m pytest -p no:randomly

@@ -21,6 +21,7 @@ from core.errors import ConfigError
 from core.redaction import configure_logging
 from routes import register_blueprints
 from routes.environment import install_environment_banner
+from routes.origin import install_origin_notice
 from routes.security import install_security
 from services.auth import load_or_create_secret_key
 from services.composition import Services, build_services
@@ -73,15 +74,18 @@ def create_app(
         PUBLIC_BASE_URL=settings.public_base_url,
     )
     if settings.trusted_proxies:
-        # Only as many proxies as configured may say who the client is and that it was
-        # https; a client cannot spoof X-Forwarded-* past them.
+        # Only as many proxies as configured may say who the client is, that it was https
+        # and which host it asked for; a client cannot spoof X-Forwarded-* past them.
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n
+        )
     if test_config:
         app.config.update(test_config)
     app.extensions["services"] = services
     register_blueprints(app)
     install_environment_banner(app)  # every page says each provider's environment
+    install_origin_notice(app)  # and when it is open on another origin than PUBLIC_BASE_URL
     install_security(app)  # login on every route, CSRF, security headers
     register_cli(app)
     return app

@@ -2,11 +2,12 @@
 
 axe-core (the npm package pinned in ``tests/accessibility/package.json``; ``make test``
 installs it with ``npm ci``) runs in Debian's headless Chromium, driven by Playwright, on
-the login page and, logged in as the demo user with both providers linked, on every page
-the header links to: the links are read from the header itself, so a new page is checked
-the day it is linked. All of axe's default rules apply (WCAG 2 A and AA, and the best
-practices such as ``region``: nothing outside a landmark). Without axe-core or Chromium
-the test skips locally and FAILS in CI (CI=true), as the other browser tests do.
+the login page (also opened on another origin than PUBLIC_BASE_URL, with its notice) and,
+logged in as the demo user with both providers linked, on every page the header links to:
+the links are read from the header itself, so a new page is checked the day it is linked.
+All of axe's default rules apply (WCAG 2 A and AA, and the best practices such as
+``region``: nothing outside a landmark). Without axe-core or Chromium the test skips
+locally and FAILS in CI (CI=true), as the other browser tests do.
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ def test_the_login_page_and_every_page_in_the_header_have_no_axe_violation(
 
         found = violations_on(tab, "/login")
         tab.shot("axe-login")
+        # The same page opened on another origin than PUBLIC_BASE_URL, with its notice.
+        elsewhere = Pages(context.new_page(), base_url.replace("127.0.0.1", "localhost"))
+        found += violations_on(elsewhere, "/login")
+        assert "PUBLIC_BASE_URL" in elsewhere.text()
+        elsewhere.shot("axe-login-on-another-origin")
         tab.log_in(hub.user_email, TEST_PASSWORD)
         links = tab.page.eval_on_selector_all(
             "header nav a", "links => links.map(a => new URL(a.href).pathname)"
@@ -91,7 +97,7 @@ def test_the_login_page_and_every_page_in_the_header_have_no_axe_violation(
         context.close()
 
     assert found == [], "\n".join(found)
-    assert tab.problems == []
+    assert tab.problems + elsewhere.problems == []
 
 
 # Each drawn label, bar and figure of every allocation chart, as boxes on the screen.
