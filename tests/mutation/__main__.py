@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_baseline:
             tests = sorted({path for m in chosen for path in m.tests})
             print(f"baseline: {len(tests)} test file(s), unmutated ...", flush=True)
-            result, seconds, tail = run_tests(copy, tests, args.timeout * 3)
+            result, seconds, tail = run_tests(copy, tests, args.timeout * len(tests))
             if result != "survived":
                 print(
                     f"the unmutated tests did not pass ({result}, {seconds:.0f} s):\n{tail}",
