@@ -67,6 +67,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SNAPTRADE_ACTIVITY_CACHE_HOURS", "24", "Hours SnapTrade activity is served unsynced."),
     Setting("ACTIVITY_LOOKBACK_DAYS", "30", "Days each sync reads again, for corrections."),
     Setting("WEBHOOK_SAFETY_HOURS", "168", "Hours webhook-fed data is served without a webhook."),
+    Setting("REFRESH_COOLDOWN_SECONDS", "300", "Seconds fetched rows answer a requested refresh."),
     Setting("PROVIDER_TIMEOUT_SECONDS", "20", "Read timeout of every provider HTTP call."),
     Setting("PROVIDER_RETRY_ATTEMPTS", "3", "Attempts per provider call on 429, 5xx or network."),
     Setting("LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
@@ -211,6 +212,7 @@ class Settings:
     )
     activity_lookback_days: int = 30
     webhook_safety_hours: int = 168
+    refresh_cooldown_seconds: int = 300
     fx_rates_url: str = ""
 
     @property
@@ -390,6 +392,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, use_dotenv: bool 
             "snaptrade": whole_hours(env, "SNAPTRADE_ACTIVITY_CACHE_HOURS"),
         },
         webhook_safety_hours=whole_number(env, "WEBHOOK_SAFETY_HOURS", minimum=1, maximum=2160),
+        refresh_cooldown_seconds=whole_number(
+            env, "REFRESH_COOLDOWN_SECONDS", minimum=0, maximum=86400
+        ),
         activity_lookback_days=whole_number(env, "ACTIVITY_LOOKBACK_DAYS", minimum=0, maximum=365),
         fx_rates_url=url(env, "FX_RATES_URL", example=ECB_HISTORY_URL),
     )

@@ -53,6 +53,10 @@ is refused once the positions or the exchange rates changed: then start again wi
 refresh_provider: "plaid" or "snaptrade" fetches that provider now before answering.
 A refresh costs provider API calls (and may be billed), so only set it when the person
 asks for up-to-the-minute data or cache_info shows the data is too old for the question.
+Each Item or account is fetched at most once every few minutes (a cooldown): within it, a
+refresh answers from the rows just fetched and cache_info.<provider>.refresh says so
+(done: false, reason: "cooldown", retry_after_seconds): those rows are minutes old, so
+answer from them rather than asking again.
 A provider marked stale: true in
 cache_info could not be refreshed; its last known data is shown with the error. A provider
 marked disabled: true is switched off here: it is never called and none of its positions
@@ -102,7 +106,10 @@ def register(server: MCPServer, get_services: ServicesFactory) -> None:
         ] = "full",
         refresh_provider: Annotated[
             Literal["plaid", "snaptrade"] | None,
-            Field(description="Fetch this provider now (costs API calls); null uses the cache."),
+            Field(
+                description="Fetch this provider now (costs API calls; at most once every few "
+                "minutes per Item or account); null uses the cache."
+            ),
         ] = None,
         limit: Annotated[
             StrictInt | None,

@@ -22,6 +22,7 @@ from typing import Any
 
 from core.normalized import institution_display_name, institution_slug
 from core.secret_names import plaid_tokens_prefix, snaptrade_user_secret_name
+from core.untrusted import quoted_name
 from providers.plaid.items import institution_slug_of
 from services.call_ledger import SqlCallLedger
 from services.connections import ConnectionRegistry
@@ -115,8 +116,9 @@ class CostService:
         for institution, names in sorted(live_by_institution.items()):
             if len(names) > 1:
                 waste.add(
-                    f"{institution} has {len(names)} Plaid Items ({', '.join(names)}): each is "
-                    "billed and they can break each other; keep one.",
+                    f"{quoted_name(institution)} has {len(names)} Plaid Items "
+                    f"({', '.join(names)}): each is billed and they can break each other; "
+                    "keep one.",
                     kind="duplicate_items",
                     institution=institution,
                     institution_slug=institution_slug_of(names[0]),
@@ -125,7 +127,7 @@ class CostService:
         for overlap in self._overlaps():
             move = overlap.get("resolve") or {}
             waste.add(
-                f"{overlap['institution']} is linked through both "
+                f"{quoted_name(overlap['institution'])} is linked through both "
                 f"{' and '.join(overlap['providers'])}; end the second bill by moving it "
                 f"(check first with the {move.get('tool', 'plan_institution_migration')} tool, "
                 "or on the web app's migration page), in a terminal: "
@@ -151,6 +153,7 @@ class CostService:
             if self._savings is not None
             else {}
         )
+        cooled = self._positions.requested.refusals.counts(self._positions.user_id(), LEDGER_DAYS)
         return {
             "plaid": {
                 "environment": self.environments.get("plaid"),
@@ -162,6 +165,7 @@ class CostService:
                 "refresh_call_usd": fees.plaid_refresh_call,
                 "refresh_calls_usd": plaid_calls,
                 "holdings_calls_avoided_last_30_days": avoided.get("plaid", 0),
+                **_cooldown_counts(cooled.get("plaid")),
             },
             "snaptrade": {
                 "environment": self.environments.get("snaptrade"),
@@ -169,6 +173,7 @@ class CostService:
                 "user_monthly_usd": fees.snaptrade_user_monthly,
                 "monthly_usd": snaptrade_monthly,
                 "holdings_calls_avoided_last_30_days": avoided.get("snaptrade", 0),
+                **_cooldown_counts(cooled.get("snaptrade")),
             },
             "estimated_monthly_usd": round(plaid_monthly + plaid_calls + snaptrade_monthly, 2),
             "waste": waste.lines,
@@ -179,7 +184,10 @@ class CostService:
                 "SNAPTRADE_USER_MONTHLY_USD settings: set them from your contracts. "
                 "Calls avoided: holdings refreshes the cache lifetimes alone would have "
                 "made, which webhooks made unnecessary; they spare rate limits and wait, "
-                "not the monthly fees, which do not depend on calls."
+                "not the monthly fees, which do not depend on calls. Refused by the cooldown: "
+                "refreshes someone asked for within REFRESH_COOLDOWN_SECONDS of the last "
+                "fetch, answered from the rows just fetched (calls spared: one per Item or "
+                "account, also when the others were fetched)."
             ),
         }
 
@@ -225,6 +233,13 @@ class CostService:
         positions = self._positions
         overlaps, _ = find_overlaps(positions.get_cached_positions(), positions.provider_priority)
         return [o.to_dict() for o in overlaps]
+
+
+def _cooldown_counts(counts: Mapping[str, int] | None) -> dict[str, int]:
+    return {
+        "refreshes_refused_by_cooldown_last_30_days": (counts or {}).get("refused", 0),
+        "holdings_calls_spared_by_cooldown_last_30_days": (counts or {}).get("calls", 0),
+    }
 
 
 class _Waste:

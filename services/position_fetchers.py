@@ -114,13 +114,20 @@ class _Fetcher:
 class PlaidPositionsFetcher(_Fetcher):
     provider = "plaid"
 
-    def __call__(self, *, automatic: bool, only: set[str] | None = None) -> ProviderFetch:
-        """Every Item, or with ``only`` just those (institution slugs): the others keep
-        their rows."""
+    def __call__(
+        self, *, automatic: bool, only: set[str] | None = None, skip: set[str] | None = None
+    ) -> ProviderFetch:
+        """Every Item, or with ``only`` just those, less those in ``skip`` (institution
+        slugs): the others keep their rows."""
         names = self._access.plaid_token_names()
         if not names:
             return ProviderFetch(positions=[])
-        skipped = [n for n in names if only is not None and institution_slug_of(n) not in only]
+        skipped = [
+            n
+            for n in names
+            if (only is not None and institution_slug_of(n) not in only)
+            or institution_slug_of(n) in (skip or ())
+        ]
         client = self._access.plaid_client()
         fetch = _gather(
             self.provider,
@@ -183,15 +190,22 @@ class PlaidPositionsFetcher(_Fetcher):
 class SnapTradePositionsFetcher(_Fetcher):
     provider = "snaptrade"
 
-    def __call__(self, *, automatic: bool, only: set[str] | None = None) -> ProviderFetch:
-        """Every account, or with ``only`` just those (account ids): the others keep their
-        rows (the account list is asked for either way: it is how a new one shows up)."""
+    def __call__(
+        self, *, automatic: bool, only: set[str] | None = None, skip: set[str] | None = None
+    ) -> ProviderFetch:
+        """Every account, or with ``only`` just those, less those in ``skip`` (account ids):
+        the others keep their rows (the account list is asked for either way: it is how a
+        new one shows up)."""
         secret = self._access.snaptrade_user_secret()
         if secret is None:
             return ProviderFetch(positions=[])
         client = self._access.snaptrade_client()
         accounts = list_user_accounts(client, self._access.user_email, secret)
-        wanted = [a for a in accounts if only is None or str(a.get("id")) in only]
+        wanted = [
+            a
+            for a in accounts
+            if (only is None or str(a.get("id")) in only) and str(a.get("id")) not in (skip or ())
+        ]
         fetch = _gather(
             self.provider,
             _in_parallel(

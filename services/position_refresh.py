@@ -44,12 +44,14 @@ class PositionRefresher:
         seen_generation: int,
         only: frozenset[str] | None = None,
         seen_sources: Mapping[str, int] | None = None,
+        skip: frozenset[str] | None = None,
     ) -> bool:
         """Fetch and store under the single-flight lock; False when another caller just did.
 
         ``only`` some sources (a webhook said they changed): the lock is held for those
         sources alone, so one Item's refresh never waits for another's; ``seen_sources`` are
-        their generations when this caller found them due."""
+        their generations when this caller found them due. ``skip`` sources keep their rows
+        (fetched within the refresh cooldown); False when no other source was left."""
         key = f"{self._lock_name}:{provider}"
         lock = (
             self._single_flight.hold(key, provider)
@@ -71,12 +73,15 @@ class PositionRefresher:
             started = self._clock()
             try:
                 fetcher = self._fetchers[provider]
-                fetch = (
-                    fetcher(automatic=automatic)
-                    if only is None
-                    else fetcher(automatic=automatic, only=set(only))  # type: ignore[call-arg]
-                )
+                narrowed: dict[str, set[str]] = {}
+                if only is not None:
+                    narrowed["only"] = set(only)
+                if skip:
+                    narrowed["skip"] = set(skip)
+                fetch = fetcher(automatic=automatic, **narrowed)  # type: ignore[call-arg]
                 if not fetch.positions and not fetch.failures:
+                    if skip and not fetch.sources:
+                        return False  # every Item or account there is was skipped
                     raise ValueError(
                         f"{provider} returned no accounts; the cached positions were kept"
                     )
@@ -89,16 +94,17 @@ class PositionRefresher:
             )
             freshness = self._freshness
             user_id = self._store.user_id()
+            whole = only is None and not skip
             self._store.replace_rows(
                 provider,
                 fetch,
                 started,
                 warning=warning or None,
-                partial=only is not None,
+                partial=not whole,
                 also=None
                 if freshness is None
                 else lambda conn: freshness.fetched(
-                    conn, user_id, provider, fetch.fetched_sources, started, whole=only is None
+                    conn, user_id, provider, fetch.fetched_sources, started, whole=whole
                 ),
             )
             return True

@@ -38,6 +38,7 @@ from core.errors import (
     ProviderError,
 )
 from core.normalized import PROVIDERS
+from services.position_cooldown import RequestedRefresh, RequestedRefreshes
 from services.position_freshness import RefreshPlan, plan_refresh
 from services.position_refresh import PositionRefresher
 from services.position_store import (
@@ -57,7 +58,7 @@ from services.position_types import (
 from services.single_flight import SingleFlight
 from services.webhooks.freshness import EVERY_SOURCE, Freshness
 from services.webhooks.savings import RefreshSavings
-from settings import load_settings
+from settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class PositionService:
         freshness: SourceFreshnessReader | None = None,
         safety_hours: int = 168,
         savings: RefreshSavings | None = None,
+        refresh_cooldown_seconds: int = Settings.refresh_cooldown_seconds,
     ) -> None:
         # Hours each provider's rows are served from the cache (the *_CACHE_HOURS settings;
         # their defaults when none are given).
@@ -123,6 +125,9 @@ class PositionService:
         )
         self.safety_hours = safety_hours
         self._savings = savings
+        self.requested = RequestedRefreshes(
+            engine, clock, self._store, self._refresher, self._sources, refresh_cooldown_seconds
+        )
 
     # --- cache lifetimes ------------------------------------------------------------
 
@@ -356,6 +361,11 @@ class PositionService:
         rows = self._store.read_rows(list(self._fetchers))
         return [row for provider in self._fetchers for row in rows.get(provider, [])]
 
+    def refresh_on_request(self, provider: str) -> RequestedRefresh:
+        """As ``refresh_provider_positions``, held to the cooldown (``position_cooldown``)."""
+        self._require_provider(provider, enabled=True)
+        return self.requested.refresh(provider)
+
     def refresh_provider_positions(self, provider: str) -> int:
         """Fetch one provider now and replace its rows; returns the number of rows stored.
 
@@ -363,9 +373,7 @@ class PositionService:
         provider's error when it cannot be fetched (ProviderDisabled when it is
         disabled); the rows stay as they were.
         """
-        if provider in self.disabled:
-            raise ProviderDisabled(provider)
-        self._require_provider(provider)
+        self._require_provider(provider, enabled=True)
         seen = self._store.snapshots().get(provider, EMPTY_SNAPSHOT).generation
         self._refresher.refresh(provider, automatic=False, seen_generation=seen)
         return len(self._store.read_rows([provider]).get(provider, []))
@@ -382,7 +390,9 @@ class PositionService:
 
     # --- storage helpers ------------------------------------------------------------
 
-    def _require_provider(self, provider: str) -> None:
+    def _require_provider(self, provider: str, *, enabled: bool = False) -> None:
+        if enabled and provider in self.disabled:
+            raise ProviderDisabled(provider)
         if provider not in self._fetchers:
             allowed = ", ".join(sorted(self._fetchers)) or ", ".join(PROVIDERS)
             raise InvalidInput(

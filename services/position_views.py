@@ -26,6 +26,7 @@ from services.connections import ConnectionRegistry, ConnectionState
 from services.fx.convert import Converter
 from services.fx.quotes import RateSnapshot
 from services.paging import PageSize, checked_limit, cursor_offset, generation_tag, page
+from services.position_cooldown import RequestedRefresh
 from services.position_formats import PortfolioView, iso
 from services.position_service import CacheState, PositionService
 
@@ -130,7 +131,7 @@ class PositionViews:
             format, view, state, key, page_size, cursor, positions_per_account, states
         )
         if refresh is not None:
-            payload["refresh"] = refresh
+            payload["refresh"], payload["cache_info"][refresh_provider]["refresh"] = refresh
         return payload
 
     def answer_if_warm(
@@ -207,15 +208,17 @@ class PositionViews:
         add_connection_states(payload["cache_info"], connection_states)
         return payload
 
-    def _refresh(self, provider: str) -> dict[str, Any]:
+    def _refresh(self, provider: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The answer's ``refresh`` and the provider's ``cache_info`` ``refresh`` entry."""
         error: str | None = None
         try:
-            self.positions.refresh_provider_positions(provider)
+            done = self.positions.refresh_on_request(provider)
         except ValueError as exc:
             error = str(exc)
         except BrokerageHubError as exc:
             error = exc.message
-        return {"provider": provider, "ok": error is None, "error": error}
+        info = done.info() if error is None else RequestedRefresh(False, "failed").info()
+        return {"provider": provider, "ok": error is None, "error": error}, info
 
     def _view(self, state: CacheState) -> tuple[PortfolioView, CacheState, ViewKey]:
         """The view of the generation ``state`` names: kept, or built from its rows now."""
@@ -278,6 +281,7 @@ def cache_info(metadata: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "stale": bool(meta.get("stale")),
             "error": meta.get("error"),
             "warning": meta.get("warning"),
+            "refresh": None,  # what a refresh asked for in the same call did
         }
         if meta.get("note"):
             info[provider]["note"] = meta["note"]

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 
 from settings import PROJECT_ROOT
-from tests.web_fixtures import log_in, make_app
+from tests.web_fixtures import log_in, make_app, post
+
+JSON = {"Accept": "application/json"}
 
 SHOWN_AS = "secrets.json in INSTANCE_DIR"
 
@@ -128,7 +130,7 @@ def test_the_web_answers_503_without_a_path_when_the_secret_file_is_broken(
 
     # Positions may still be served from the cache (as through a provider outage), each
     # provider then naming the broken file; or refused as a whole. Never a 500, never a path.
-    api = person.get("/api/positions?refresh_provider=plaid")
+    api = post(person, "/positions/refresh", {"provider": "plaid"}, headers=JSON)
     assert api.status_code in (200, 503), api.get_data(as_text=True)
     if api.status_code == 503:
         assert api.get_json()["error"]["type"] == "secret_store_unavailable"

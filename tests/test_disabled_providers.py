@@ -83,6 +83,7 @@ def test_cache_info_says_a_disabled_provider_is_disabled(plaid_disabled: Any) ->
         "stale": False,
         "error": None,
         "warning": None,
+        "refresh": None,
         "note": "Plaid is disabled here (PLAID_ENV=disabled): it is never called and "
         "positions stored from before are not shown",
         "connections": [],

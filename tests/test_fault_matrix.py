@@ -204,6 +204,12 @@ def expire_caches(hub: Hub) -> None:
     hub.clock.advance(hours=73)
 
 
+def past_the_refresh_cooldown(hub: Hub) -> None:
+    # The template's rows were fetched at this very moment: within the cooldown, a refresh
+    # answers from them without calling the provider.
+    hub.clock.advance(minutes=5)
+
+
 def preview_first(hub: Hub) -> None:
     answer = hub.services.trading.preview_order(
         SCHWAB_ACCOUNT, "SCHB", "BUY", 2, requested_via="mcp"
@@ -462,7 +468,9 @@ class Surface:
 
 SURFACES: dict[str, Surface] = {
     "mcp get_positions": Surface(mcp_get_positions, expire_caches, records_state=True),
-    "mcp get_positions refresh": Surface(mcp_refresh_positions, records_state=True),
+    "mcp get_positions refresh": Surface(
+        mcp_refresh_positions, past_the_refresh_cooldown, records_state=True
+    ),
     "mcp get_positions holdings": Surface(mcp_get_holdings, expire_caches, records_state=True),
     "mcp check_connections": Surface(mcp_check_connections, records_state=True),
     "mcp check_connections probe": Surface(
@@ -476,7 +484,9 @@ SURFACES: dict[str, Surface] = {
     "mcp plan_institution_migration": Surface(mcp_plan_migration),
     "web GET /api/positions": Surface(web_api_positions, expire_caches, records_state=True),
     "web GET /": Surface(web_positions_page, expire_caches, records_state=True),
-    "web POST /positions/refresh": Surface(web_refresh_button, records_state=True),
+    "web POST /positions/refresh": Surface(
+        web_refresh_button, past_the_refresh_cooldown, records_state=True
+    ),
     "web GET /connections": Surface(web_connections_page, records_state=True),
     "web POST /plaid/link": Surface(web_plaid_link, user=NEW_USER),
     "web POST /plaid/update": Surface(

@@ -130,9 +130,10 @@ def test_bad_arguments_are_a_tool_error_naming_the_allowed_values(
 
 
 def test_a_provider_error_reaches_the_model_as_a_clear_message(
-    services: Any, emulator: Any
+    services: Any, emulator: Any, clock: Any
 ) -> None:
     call_tool(services, "get_positions", {"format": "list"})
+    clock.advance(minutes=5)  # past the refresh cooldown
     emulator.controls.fail(HOLDINGS, "ITEM_LOGIN_REQUIRED")
     data = payload(
         call_tool(services, "get_positions", {"format": "list", "refresh_provider": "plaid"})

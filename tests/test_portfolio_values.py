@@ -139,10 +139,11 @@ def test_every_total_is_also_in_the_base_currency_with_the_rates_used(
 
 
 def test_a_currency_without_a_rate_is_listed_unconverted_and_left_out(
-    any_db_services: Any, emulator: Any
+    any_db_services: Any, emulator: Any, clock: Any
 ) -> None:
     services = any_db_services
     before = services.position_views.answer("summary")
+    clock.advance(minutes=5)  # past the refresh cooldown
     on = valued_on(before)
     with services.engine.connect() as conn:
         assert conn.execute(select(FxRate).where(FxRate.currency == NO_RATE)).first() is None

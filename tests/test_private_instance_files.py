@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from services.db import make_engine
 from tests.conftest import FakeClock, make_settings
-from tests.web_fixtures import logged_in_client
+from tests.web_fixtures import logged_in_client, post
 
 
 def mode(path: Path) -> int:
@@ -91,7 +91,13 @@ def test_every_file_the_embedded_default_makes_is_private(tmp_path: Path) -> Non
     hub: Any = build_services(settings, clock=FakeClock())  # starts the emulator itself
     try:
         client = logged_in_client(hub)  # secret_key, the password hash, a session row
-        assert client.get("/api/positions?refresh_provider=plaid").status_code == 200
+        refreshed = post(
+            client,
+            "/positions/refresh",
+            {"provider": "plaid"},
+            headers={"Accept": "application/json"},
+        )
+        assert refreshed.status_code == 200
         files = {path.name: mode(path) for path in instance.iterdir()}
         expected = {
             "brokerage_hub.db",

@@ -302,9 +302,12 @@ def test_positions_page_warns_about_an_institution_counted_once(services: Any) -
         assert f"{name} is linked through" in page
 
 
-def test_refreshing_one_provider_calls_only_that_provider(services: Any, emulator: Any) -> None:
+def test_refreshing_one_provider_calls_only_that_provider(
+    services: Any, emulator: Any, clock: Any
+) -> None:
     client = logged_in_client(services)
     client.get("/")  # both caches are fresh now
+    clock.advance(minutes=5)  # past the refresh cooldown
     emulator.controls.reset_counts()
     response = post(client, "/positions/refresh", {"provider": "snaptrade"})
     assert response.status_code == 303
@@ -313,9 +316,12 @@ def test_refreshing_one_provider_calls_only_that_provider(services: Any, emulato
     assert "SnapTrade positions refreshed." in client.get("/").get_data(as_text=True)
 
 
-def test_a_failed_refresh_is_reported_and_keeps_the_rows(services: Any, emulator: Any) -> None:
+def test_a_failed_refresh_is_reported_and_keeps_the_rows(
+    services: Any, emulator: Any, clock: Any
+) -> None:
     client = logged_in_client(services)
     client.get("/")
+    clock.advance(minutes=5)  # past the refresh cooldown
     emulator.controls.fail("snaptrade /accounts", "503")
     post(client, "/positions/refresh", {"provider": "snaptrade"})
     emulator.controls.clear()

@@ -10,7 +10,7 @@ from services.models.base import Amount, Base
 from services.models.fx import FxRate, FxState
 from services.models.migration import MigrationRun
 from services.models.people import ProviderCall, ProviderConnection, User
-from services.models.positions import PositionRow, PositionSnapshot
+from services.models.positions import PositionRow, PositionSnapshot, RefusedRefresh
 from services.models.trading import TradeOrder, TradePreview
 from services.models.web import LoginAttempt, PlaidLinkSession, SnapTradePortalFlow, WebSession
 from services.models.webhooks import (
@@ -36,6 +36,7 @@ __all__ = [
     "PositionSnapshot",
     "ProviderCall",
     "ProviderConnection",
+    "RefusedRefresh",
     "SnapTradePortalFlow",
     "SourceFreshness",
     "TradeOrder",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -64,3 +65,22 @@ class PositionSnapshot(Base):
     # Bumped by every refresh attempt: a caller that waited on the lock sees that
     # someone else fetched meanwhile, without comparing (injectable) clocks.
     generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RefusedRefresh(Base):
+    """Refreshes someone asked for that the refresh cooldown answered from the cache, per
+    user, provider and day (UTC): the cost report's refusals.
+
+    ``refused`` counts the requests that fetched nothing; ``calls`` the holdings calls spared
+    (one per Plaid Item or SnapTrade account answered from its rows, also when the others
+    were fetched). One row a day at most, however often anyone asks."""
+
+    __tablename__ = "refused_refreshes"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    refused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
