@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,12 @@ def provider_calls(controls: Any, provider: str) -> int:
     )
 
 
+def past_the_refresh_cooldown(services: Any) -> None:
+    """The rows were stored at this very moment: within the cooldown an explicit refresh
+    would answer from them without a call, and there would be no fault to measure."""
+    services.clock.now += timedelta(seconds=services.settings.refresh_cooldown_seconds)
+
+
 def run_fault_case(services: Any, emulator: Any, case: FaultCase) -> dict[str, Any]:
     """One explicit refresh under ``case``: calls, wall time, answer, rows kept."""
 
@@ -119,6 +125,7 @@ def run_fault_case(services: Any, emulator: Any, case: FaultCase) -> dict[str, A
     controls.clear()
     # Start from a healthy, freshly cached provider (this also repairs a marked connection).
     services.positions.refresh_provider_positions(case.provider)
+    past_the_refresh_cooldown(services)
     before = cached_rows(services, case.provider)
     if case.fault is not None:
         controls.fail(case.endpoint, case.fault, times=case.times, retry_after=case.retry_after)
@@ -175,6 +182,7 @@ def run_refused_case(services: Any, refused: Any, provider: str) -> dict[str, An
     """
 
     services.positions.refresh_provider_positions(provider)
+    past_the_refresh_cooldown(services)
     before = cached_rows(services, provider)
     calls_before = refused.ledger.count(provider=provider)
     started = time.perf_counter()
