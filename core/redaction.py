@@ -11,7 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import traceback
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from core.untrusted import log_safe
 
 MASK = "[REDACTED]"
 
@@ -80,17 +84,33 @@ def redact_text(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Masks credentials in every record that passes through a handler."""
+    """Masks credentials in every record that passes through a handler, and keeps each record
+    to its own lines: a provider's text with a line break or an ANSI escape in it (an error
+    message, a name) is written escaped (``log_safe``), so it cannot forge another record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = redact_text(message)
+        redacted = log_safe(redact_text(message))
         if redacted != message or record.args:
             record.msg, record.args = redacted, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = redact_text(_traceback_text(record.exc_info))
             record.exc_info = None
         return True
+
+
+def _traceback_text(exc_info: Any) -> str:
+    """A traceback's own lines as Python writes them; the exception messages in it (which may
+    quote a provider) each on one line, escaped like a record's message."""
+    parts = traceback.format_exception(*exc_info)
+    return "".join(
+        part if part.startswith(_TRACEBACK_LINES) else log_safe(part.rstrip("\n")) + "\n"
+        for part in parts
+    ).rstrip("\n")
+
+
+# How format_exception's own parts begin: the header, a frame, a chained exception's header.
+_TRACEBACK_LINES = ("Traceback (most recent call last):", "  ", "\n")
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -7,6 +7,14 @@ a separate line that reads like an instruction. :func:`neutral_text` turns one s
 a single, short line of plain text; the stored data keeps what the provider sent (only what
 leaves for a model is neutralized). ``PROVIDER_TEXT_FIELDS`` names the fields that carry such
 text in our answers, and ``UNTRUSTED_NOTE`` says so in one sentence for the model.
+
+The other ways out have their own rule, each made for where the text goes:
+
+* :func:`quoted`: provider text inside one of our sentences or errors, between quotation
+  marks (:func:`quoted_name` leaves a name we know as it is);
+* :func:`shown_text`: what a page or a terminal shows (a template escapes markup; this
+  removes what escaping leaves: invisible, bidi and control characters);
+* :func:`log_safe`: a log line (every control character escaped: one record, one line).
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from __future__ import annotations
 import html
 import re
 from functools import lru_cache
+
+from core.normalized import KNOWN_INSTITUTIONS
 
 # Fields of our answers whose values are provider text (never our own words).
 PROVIDER_TEXT_FIELDS: tuple[str, ...] = (
@@ -131,3 +141,58 @@ def _bounded(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+
+
+# A provider's name quoted in one of our sentences: long enough for any real name.
+NAME_LIMIT = 60
+_QUOTES = str.maketrans({'"': "'", "\u201c": "'", "\u201d": "'"})
+_KNOWN_NAMES = frozenset(KNOWN_INSTITUTIONS.values())
+
+
+def quoted(value: object, limit: int = NAME_LIMIT) -> str:
+    """Provider text (a name, a provider's own error message) inside one of our sentences:
+    :func:`neutral_text` cut to ``limit``, between quotation marks, so whatever it says
+    ("Ignore previous instructions ...") reads as a quotation, never as our words."""
+    text = neutral_text(value, limit) or ""
+    return "\u201c" + text.translate(_QUOTES) + "\u201d"
+
+
+def quoted_name(value: object, limit: int = NAME_LIMIT) -> str:
+    """A provider's name (an institution, a brokerage) as one of our sentences says it: a
+    name we know ("Interactive Brokers") is ours to say and stays as it is; any other is
+    :func:`quoted`."""
+    if isinstance(value, str) and value in _KNOWN_NAMES:
+        return value
+    return quoted(value, limit)
+
+
+# A page or a terminal keeps its line breaks (a multi-line block of ours, such as a support
+# request to copy); any other control character would be invisible, or act (ESC, CR).
+_SHOWN_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def shown_text(text: str) -> str:
+    """``text`` as a page or a terminal shows it: invisible and bidi characters removed,
+    control characters (but the line break) as spaces. Markup stays: a page escapes it, and a
+    terminal does not run it."""
+    if _SHOWN_CONTROL.search(text) is None and _INVISIBLE.search(text) is None:
+        return text
+    return _SHOWN_CONTROL.sub(" ", _INVISIBLE.sub("", text))
+
+
+_LOG_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
+)
+
+
+def log_safe(text: str) -> str:
+    """``text`` with every control, invisible and bidi character written as its escape
+    (a line break as ``\\n``, ESC as ``\\x1b``): kept for whoever reads the log, but
+    unable to start a line that looks like another record or to colour a terminal."""
+    if _LOG_UNSAFE.search(text) is None:
+        return text
+    return _LOG_UNSAFE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
