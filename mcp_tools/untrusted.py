@@ -50,7 +50,19 @@ _ERROR_FIELDS = frozenset(("error", "trading_error"))
 _TICK = "\ue000"
 # Maps keyed by provider text (institution names, currency codes) down to the numbers.
 _KEYED_FIELDS = frozenset(
-    ("by_institution", "by_provider", "by_currency", "totals", "totals_before", "totals_after")
+    (
+        "by_institution",
+        "by_institution_base",
+        "by_provider",
+        "by_provider_base",
+        "by_security_type",
+        "by_security_type_base",
+        "by_currency",
+        "by_currency_base",
+        "totals",
+        "totals_before",
+        "totals_after",
+    )
 )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.errors import BrokerageHubError, InvalidInput, ProviderDisabled
+from core.untrusted import quoted_name
 from providers.plaid.health import check_plaid_connection_health
 from providers.snaptrade.health import check_snaptrade_connection_health
 from services.clock import Clock
@@ -135,7 +136,7 @@ class HealthService:
                 snaptrade = [_snaptrade_view(r) for r in self.snaptrade_rows(probe_trading)]
                 report["snaptrade"] = self._section("snaptrade", snaptrade)
                 attention += [
-                    f"{r['brokerage_name']} (SnapTrade): {r['action']}"
+                    f"{quoted_name(r['brokerage_name'])} (SnapTrade): {r['action']}"
                     for r in snaptrade
                     if r["needs_attention"]
                 ]
@@ -149,7 +150,7 @@ class HealthService:
                 plaid = [_plaid_view(r) for r in self.plaid_rows()]
                 report["plaid"] = self._section("plaid", plaid)
                 attention += [
-                    f"{r['institution_name']} (Plaid): {r['action']}"
+                    f"{quoted_name(r['institution_name'])} (Plaid): {r['action']}"
                     for r in plaid
                     if r["needs_attention"]
                 ]
@@ -214,7 +215,8 @@ class HealthService:
                 "Subject: Enable trading permissions for app",
                 f"Client ID: {self.snaptrade_client_id()}",
                 "Affected authorizations: " + ", ".join(r["authorization_id"] for r in affected),
-                "Brokerages: " + ", ".join(sorted({r["brokerage_name"] for r in affected})),
+                "Brokerages: "
+                + ", ".join(sorted({quoted_name(r["brokerage_name"]) for r in affected})),
                 "Error: HTTP 403, code 1020 on get_order_impact / place_order endpoints",
                 f"Observed: {observed} (checked {self._clock().isoformat()})",
                 f"Use case: {SUPPORT_USE_CASE}",

@@ -80,7 +80,7 @@ def test_a_brokerage_name_in_a_trading_permission_message_is_inert(
     arguments = buy(IBKR, ticker="SPY", order_type="Limit", limit_price=500)
     refused, listing = call(services, ("preview_trade", arguments), ("list_trades", {}))
     text = error_text(refused)
-    assert f"trading permissions not enabled for {SHOWN}" in text
+    assert f"trading permissions not enabled for \u201c{SHOWN}\u201d" in text
     clean(text)
     clean(payload(listing)["trades"][0]["error"])
     # The audit row keeps the brokerage's name as SnapTrade sent it.
@@ -120,7 +120,7 @@ def test_snaptrades_own_error_detail_is_inert_in_the_error_and_the_audit(
 def test_the_adapter_error_quotes_snaptrades_detail_as_one_plain_line() -> None:
     error = map_snaptrade_error(api_exception(409, "4242", HOSTILE), "/trade/impact")
     assert isinstance(error, ProviderError)
-    assert error.message.endswith(f": {SHOWN}")
+    assert error.message.endswith(f": \u201c{SHOWN}\u201d")
 
 
 @pytest.mark.parametrize(

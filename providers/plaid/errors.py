@@ -16,9 +16,12 @@ from core.errors import (
     RateLimited,
 )
 from core.redaction import redact_text
+from core.untrusted import quoted
 from providers.calls import map_network_error, retry_after_seconds
 
 PROVIDER = "plaid"
+# How much of Plaid's own error message a message quotes.
+DETAIL_CHARS = 300
 
 # Plaid error codes that are worth another try with backoff (Plaid's own advice).
 RETRYABLE_CODES = frozenset(
@@ -38,6 +41,13 @@ LOGIN_REQUIRED_CODES = frozenset(
 )
 ITEM_GONE_CODES = frozenset({"ITEM_NOT_FOUND", "INVALID_ACCESS_TOKEN"})
 APP_CREDENTIAL_CODES = frozenset({"INVALID_API_KEYS", "INVALID_CLIENT_ID", "INVALID_SECRET"})
+
+
+def plaid_detail(error: dict[str, Any]) -> str | None:
+    """Plaid's own words on an error (``display_message``, else ``error_message``) as a
+    message quotes them: provider text, so one short line between quotation marks."""
+    detail = error.get("display_message") or error.get("error_message")
+    return quoted(detail, DETAIL_CHARS) if detail else None
 
 
 def _plaid_error_fields(exc: Any) -> dict[str, Any]:
@@ -65,7 +75,7 @@ def map_plaid_error(exc: BaseException, endpoint: str) -> ProviderError:
         status = getattr(exc, "status", None) or None
         fields = _plaid_error_fields(exc)
         code = fields.get("error_code")
-        detail = fields.get("display_message") or fields.get("error_message") or exc.reason
+        detail = plaid_detail(fields) or exc.reason
         message = redact_text(f"Plaid {endpoint} failed ({status} {code}): {detail}")
         kwargs: dict[str, Any] = {"provider": PROVIDER, "status": status, "code": code}
         kwargs["endpoint"] = endpoint

@@ -9,7 +9,7 @@ from core.errors import ItemNotFound, LoginRequired, ProviderError, SecretStoreE
 from core.normalized import institution_display_name
 from core.redaction import redact_text
 from core.secret_store import SecretStore
-from providers.plaid.errors import LOGIN_REQUIRED_CODES
+from providers.plaid.errors import LOGIN_REQUIRED_CODES, plaid_detail
 from providers.plaid.holdings import as_datetime
 from providers.plaid.items import get_plaid_item, institution_slug_of, list_user_tokens
 
@@ -73,14 +73,14 @@ def check_plaid_connection_health(
         item_error = item.get("error") or {}
         code = item_error.get("error_code") if isinstance(item_error, dict) else None
         if code in LOGIN_REQUIRED_CODES:
-            message = item_error.get("display_message") or item_error.get("error_message")
+            message = plaid_detail(item_error)
             row.update(
                 status="login_required",
                 needs_relogin=True,
                 error=redact_text(f"{code}: {message}. Re-link the Item in Link update mode."),
             )
         elif code:
-            message = item_error.get("display_message") or item_error.get("error_message")
+            message = plaid_detail(item_error)
             row["error"] = redact_text(f"{code}: {message}")
         else:
             row.update(status="ok", ok=True)

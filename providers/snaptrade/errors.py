@@ -5,8 +5,9 @@ turns a trading failure into a message a person can act on (1020, 1066, 3003, 42
 410, an expired trade).
 
 SnapTrade's own words in a message (its error ``detail``, a brokerage's name) are provider
-text: each is quoted as one short line of plain text (``core.untrusted.neutral_text``), so a
-message can never carry markup or a line that reads like an instruction.
+text: each is quoted as one short line of plain text between quotation marks
+(``core.untrusted.quoted``), so a message can never carry markup, or a line that reads like
+an instruction of ours.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from core.errors import (
     TradingNotPermitted,
 )
 from core.redaction import redact_text
-from core.untrusted import neutral_text
+from core.untrusted import quoted, quoted_name
 from providers.calls import map_network_error, retry_after_seconds
 
 PROVIDER = "snaptrade"
@@ -67,7 +68,8 @@ def map_snaptrade_error(exc: BaseException, endpoint: str) -> ProviderError:
     if isinstance(exc, ApiException):
         status = getattr(exc, "status", None)
         code = snaptrade_error_code(exc)
-        detail = redact_text(neutral_text(_detail(exc), DETAIL_CHARS) or "")
+        detail = _detail(exc)
+        detail = redact_text(quoted(detail, DETAIL_CHARS)) if detail.strip() else ""
         kwargs: dict[str, Any] = {
             "provider": PROVIDER,
             "status": status,
@@ -139,7 +141,7 @@ def _is_expired_trade(error: ProviderError) -> bool:
 
 def map_snaptrade_trading_error(
     exception: BaseException,
-    brokerage: str = "this brokerage",
+    brokerage: str = "",
     *,
     authorization_id: str | None = None,
     endpoint: str = "trading",
@@ -151,7 +153,8 @@ def map_snaptrade_trading_error(
     """
     if isinstance(exception, BrokerageHubError) and not isinstance(exception, ProviderError):
         return exception
-    brokerage = neutral_text(brokerage) or "this brokerage"
+    # A brokerage's name is provider text: quoted, unless it is one we know (``quoted_name``).
+    brokerage = quoted_name(brokerage) if str(brokerage or "").strip() else "this brokerage"
     error = (
         exception
         if isinstance(exception, ProviderError)

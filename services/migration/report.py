@@ -9,6 +9,7 @@ from typing import Any
 
 from core.errors import InvalidInput
 from core.normalized import PROVIDERS
+from core.untrusted import quoted_name
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ class MigrationReport:
     steps: list[dict[str, Any]] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     run_id: int | None = None
+
+    @property
+    def named(self) -> str:
+        """The institution as the run's sentences quote it: provider text (``quoted_name``)."""
+        return quoted_name(self.institution)
 
     @property
     def ok(self) -> bool:

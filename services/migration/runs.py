@@ -20,6 +20,7 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import Conflict, NotFound
+from core.untrusted import quoted_name
 from services.clock import Clock
 from services.migration.report import MigrationReport
 from services.models import MigrationRun
@@ -39,8 +40,8 @@ class MigrationInProgress(Conflict):
 
     def __init__(self, run_id: int, institution: str) -> None:
         super().__init__(
-            f"{institution} is already being moved (run {run_id}): follow that run rather "
-            "than starting another"
+            f"{quoted_name(institution)} is already being moved (run {run_id}): follow that "
+            "run rather than starting another"
         )
         self.run_id = run_id
 

@@ -142,7 +142,7 @@ class MigrationService:
             report.step(
                 "check",
                 True,
-                f"{report.institution} was already moved to {target} in run {previous['id']}; "
+                f"{report.named} was already moved to {target} in run {previous['id']}; "
                 "nothing was changed",
             )
             return report.to_dict()
@@ -190,7 +190,7 @@ class MigrationService:
                 report.step(
                     "plan",
                     True,
-                    f"would remove the Plaid Item for {report.institution} "
+                    f"would remove the Plaid Item for {report.named} "
                     f"({report.facts['secret_name']}), schedule its token for deletion "
                     f"(restorable for 7 days) and resync; saves about ${saving:.2f} a month",
                 )
@@ -223,15 +223,15 @@ class MigrationService:
         healthy = [r for r in rows if not r["disabled"] and r["data_ok"]]
         if not rows or len(healthy) != len(rows):
             summary = (
-                f"no SnapTrade connection to {report.institution}"
+                f"no SnapTrade connection to {report.named}"
                 if not rows
-                else f"the SnapTrade connection to {report.institution} is not healthy"
+                else f"the SnapTrade connection to {report.named} is not healthy"
             )
             return report.step("gate", False, summary, connections=rows)
         report.step(
             "gate",
             True,
-            f"SnapTrade connection to {report.institution} is healthy",
+            f"SnapTrade connection to {report.named} is healthy",
             connections=rows,
         )
         # 3 (needed by 2): which token secret is it?
@@ -321,7 +321,7 @@ class MigrationService:
         # Fallback: drop the moved institution's Plaid rows (so it is not counted twice)
         # and keep the other institutions' last rows rather than losing them.
         removed = positions.delete_provider_positions("plaid", institution=report.institution)
-        detail = f"refresh failed ({message}); removed {removed} {report.institution} rows"
+        detail = f"refresh failed ({message}); removed {removed} {report.named} rows"
         if self._plaid_tokens():
             try:
                 positions.refresh_provider_positions("plaid")
@@ -339,9 +339,9 @@ class MigrationService:
             under[entry["provider"]] |= {i["institution"] for i in entry["institutions"]}
         problems = []
         if report.institution in under[report.source]:
-            problems.append(f"{report.institution} still appears under {report.source}")
+            problems.append(f"{report.named} still appears under {report.source}")
         if report.institution not in under[report.target]:
-            problems.append(f"{report.institution} does not appear under {report.target}")
+            problems.append(f"{report.named} does not appear under {report.target}")
         remaining = sorted(
             set(report.facts.get("plaid_tokens_before", [])) - {report.facts["secret_name"]}
         )
@@ -361,8 +361,7 @@ class MigrationService:
         return report.step(
             "verify_after",
             not problems,
-            "; ".join(problems)
-            or f"{report.institution} only under {report.target}; totals unchanged",
+            "; ".join(problems) or f"{report.named} only under {report.target}; totals unchanged",
         )
 
     # --- helpers ----------------------------------------------------------------------

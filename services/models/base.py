@@ -19,7 +19,8 @@ class ProviderText(TypeDecorator[str]):
 
     A longer value is stored cut to ``length`` characters, ending in "…": Postgres would
     refuse it and fail the whole cache write over one security's description (SQLite would
-    keep it whole, so the two would differ).
+    keep it whole, so the two would differ). For the same reason a NUL character, which no
+    Postgres text can hold, is left out; every other character is kept as the provider sent it.
     """
 
     impl = String
@@ -30,7 +31,11 @@ class ProviderText(TypeDecorator[str]):
         self.length = length
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, str) and len(value) > self.length:
+        if not isinstance(value, str):
+            return value
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        if len(value) > self.length:
             return value[: self.length - 1] + "…"
         return value
 
