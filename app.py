@@ -22,6 +22,7 @@ from core.redaction import configure_logging
 from routes import register_blueprints
 from routes.environment import install_environment_banner
 from routes.origin import install_origin_notice
+from routes.provider_text import install_provider_text_rules
 from routes.security import install_security
 from services.auth import load_or_create_secret_key
 from services.composition import Services, build_services
@@ -83,6 +84,7 @@ def create_app(
     if test_config:
         app.config.update(test_config)
     app.extensions["services"] = services
+    install_provider_text_rules(app)  # provider text inert on every page and JSON answer
     register_blueprints(app)
     install_environment_banner(app)  # every page says each provider's environment
     install_origin_notice(app)  # and when it is open on another origin than PUBLIC_BASE_URL
