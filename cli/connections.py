@@ -7,6 +7,7 @@ from flask import Flask
 
 from cli.environments import environments_line
 from cli.output import run_cli
+from core.untrusted import shown_text
 
 
 def register(app: Flask) -> None:
@@ -30,4 +31,4 @@ def register(app: Flask) -> None:
         text = run_cli(svc.health.snaptrade_support_request, quiet=True)
         # Above the request, so it can be copied from the line after as it is.
         click.echo(environments_line(svc.settings))
-        click.echo(text)
+        click.echo(shown_text(text))  # its own lines; no control character of a provider's

@@ -6,6 +6,7 @@ import click
 from flask import Flask
 
 from cli.output import run_cli
+from core.untrusted import one_line
 
 
 def register(app: Flask) -> None:
@@ -58,7 +59,8 @@ def register(app: Flask) -> None:
                 target=target,
                 execute=execute,
                 tolerance=tolerance,
-                echo=lambda line: click.echo(line, err=True),
+                # Each step's line quotes provider text: one line on the terminal, always.
+                echo=lambda line: click.echo(one_line(line), err=True),
             ),
             ok=lambda report: report["ok"],
         )

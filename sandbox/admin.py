@@ -1,7 +1,7 @@
 """The emulator's HTTP admin switches under ``/_emulator/``: health, faults, latency,
-holds, counters, connection switches, holding units, security descriptions, activity
-corrections (amount, id, day, a repeated row) and webhooks, for a test or process that
-has no Python handle on the emulator (it runs in another process).
+holds, counters, connection switches, holding units, security descriptions, hostile text
+(``sandbox.hostile``), activity corrections (amount, id, day, a repeated row) and webhooks,
+for a test or process that has no Python handle on the emulator (it runs in another process).
 
 Each switch maps onto a :class:`sandbox.faults.Controls` method. The switches answer
 only when the emulator was started for tests (``start_emulator``) or with
