@@ -174,6 +174,11 @@ class RequestedRefreshes:
             now=self._clock(),
             cooldown=self.cooldown,
         )
+        if plan.refuse or plan.skip:
+            # Counted before fetching the rest: what was spared stays spared if that fails.
+            self.refusals.note(
+                self._store.user_id(), provider, refused=plan.refuse, calls=len(plan.skip)
+            )
         fetched = not plan.refuse and self._refresher.refresh(
             provider,
             automatic=False,
@@ -183,9 +188,6 @@ class RequestedRefreshes:
         if not plan.refuse and not plan.skip:
             # Fetched now: by this caller, or by another one it waited for.
             return RequestedRefresh(done=True)
-        self.refusals.note(
-            self._store.user_id(), provider, refused=not fetched, calls=len(plan.skip)
-        )
         return RequestedRefresh(
             done=fetched,
             reason="cooldown",
