@@ -114,16 +114,6 @@ def test_the_refresh_button_says_the_rows_just_fetched_are_shown_without_a_call(
     assert emulator.controls.calls() == 0
 
 
-def test_a_refresh_without_the_csrf_token_is_refused_and_calls_no_provider(
-    services: Any, emulator: Any
-) -> None:
-    client = logged_in_client(services)
-    emulator.controls.reset_counts()
-    response = client.post("/positions/refresh", data={"provider": "plaid"}, headers=JSON)
-    assert response.status_code == 403
-    assert emulator.controls.calls() == 0
-
-
 # --- MCP: the tool argument, held to the same cooldown -------------------------------------------
 
 
