@@ -4,6 +4,11 @@ A cursor is opaque to the caller but carries no secret: the format it belongs to
 the offset of the next row, and a tag of the cache generation it was cut from. A
 page from another generation would repeat or skip rows, so such a cursor is
 refused and the caller starts again.
+
+A cursor comes back from outside (a query string, a tool argument, a command line), so
+every field is checked before it is used: exactly the three fields we write, the offset a
+whole number no larger than ``MAX_OFFSET`` (an offset of 2**63 would otherwise reach the
+database and overflow its integer), the tag a short hex string.
 """
 
 from __future__ import annotations
@@ -12,13 +17,19 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import InvalidInput
+from core.untrusted_json import loads_untrusted
 
 MAX_CURSOR_LENGTH = 200
+# Far beyond any real history or portfolio, far below any database integer's range.
+MAX_OFFSET = 10**9
+_FIELDS = frozenset({"w", "g", "o"})
+_TAG = re.compile(r"[0-9a-f]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -53,10 +64,23 @@ def _encode(fields: dict[str, Any]) -> str:
 def _decode(cursor: str) -> dict[str, Any] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        fields = json.loads(raw)
+        fields = loads_untrusted(raw, max_bytes=MAX_CURSOR_LENGTH, max_depth=1)
     except (binascii.Error, ValueError):
         return None
     return fields if isinstance(fields, dict) else None
+
+
+def _well_formed(fields: dict[str, Any] | None, what: str) -> bool:
+    if fields is None or set(fields) != _FIELDS or fields["w"] != what:
+        return False
+    offset, tag = fields["o"], fields["g"]
+    return (
+        isinstance(offset, int)
+        and not isinstance(offset, bool)
+        and 0 <= offset <= MAX_OFFSET
+        and isinstance(tag, str)
+        and _TAG.fullmatch(tag) is not None
+    )
 
 
 def cursor_fields(cursor: Any, *, what: str) -> dict[str, Any] | None:
@@ -67,14 +91,7 @@ def cursor_fields(cursor: Any, *, what: str) -> dict[str, Any] | None:
     fields = (
         _decode(cursor) if isinstance(cursor, str) and len(cursor) <= MAX_CURSOR_LENGTH else None
     )
-    offset = fields.get("o") if fields else None
-    if (
-        fields is None
-        or fields.get("w") != what
-        or not isinstance(offset, int)
-        or isinstance(offset, bool)
-        or offset < 0
-    ):
+    if not _well_formed(fields, what):
         shown = str(cursor)[:40]
         raise InvalidInput(
             f"cursor {shown!r} is not a cursor of {what}: pass the next_cursor of the previous "
