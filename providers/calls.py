@@ -3,6 +3,10 @@
 The SDK-specific parts (building clients, mapping the SDK's exceptions to
 ``core.errors``) live in the loader modules; this module never imports an SDK.
 
+Answers are bounded: a body larger than ``MAX_ANSWER_BYTES`` (after decompression) is not
+read to its end, let alone parsed; it is a :class:`MalformedResponse`, as an answer nested
+too deeply for the SDK's parser is (mapped in each provider's ``errors``).
+
 Retries: 429, 5xx and network failures (``ProviderError.retryable``) are retried
 with exponential backoff and full jitter, at most ``RetryPolicy.attempts`` calls
 in all. A 429's Retry-After is honoured; one longer than ``max_wait_seconds`` is
@@ -12,7 +16,9 @@ not waited for at all, because an MCP client gives up on a tool after ~60 s.
 from __future__ import annotations
 
 import contextvars
+import io
 import logging
+import math
 import random
 import re
 import time
@@ -25,11 +31,16 @@ from urllib.parse import urlsplit
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from core.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from core.errors import MalformedResponse, ProviderError, ProviderTimeout, ProviderUnavailable
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Far above any real answer (a page of 500 transactions is well under 1 MB).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+_READ_CHUNK_BYTES = 256 * 1024
+_DISPLAY_NAMES = {"plaid": "Plaid", "snaptrade": "SnapTrade"}
 
 
 class CallSink(Protocol):
@@ -112,9 +123,11 @@ def retry_after_seconds(headers: Any) -> float | None:
         if str(key).lower() == "retry-after":
             value = headers[key]
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else None
     except (TypeError, ValueError):
         return None  # an HTTP date, or garbage: fall back to our own backoff
+    # "inf", "nan" and "1e999" read as floats too: no number of seconds to wait or to say.
+    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
 def map_network_error(
@@ -238,3 +251,58 @@ def instrument_rest_client(
                     log.warning("could not record a %s call in the ledger", provider, exc_info=True)
 
     rest_client.request = request
+    pool_manager = getattr(rest_client, "pool_manager", None)
+    if pool_manager is not None:
+        bound_answers(pool_manager, provider=provider, base_path=base_path)
+
+
+def bound_answers(
+    pool_manager: Any, *, provider: str, base_path: str, max_bytes: int = MAX_ANSWER_BYTES
+) -> None:
+    """Read every answer of ``pool_manager`` (urllib3, under both SDKs) at most ``max_bytes``
+    far; a longer one is a MalformedResponse, its connection closed with the rest unread."""
+    import urllib3
+
+    original = pool_manager.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("preload_content") is False:
+            return original(method, url, *args, **kwargs)  # a caller that streams reads itself
+        response = original(method, url, *args, **{**kwargs, "preload_content": False})
+        # Counted as read, not taken from Content-Length: a chunked answer has none.
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes:
+            chunk = response.read(_READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            response.close()
+            response.release_conn()
+            endpoint = endpoint_of(url, base_path)[0]
+            raise MalformedResponse(
+                f"{_DISPLAY_NAMES.get(provider, provider)} answered {endpoint} with more than "
+                f"{max_bytes // 2**20} MB: not read any further",
+                provider=provider,
+                endpoint=endpoint,
+            )
+        response.release_conn()
+        headers = urllib3.HTTPHeaderDict(response.headers)
+        for name in ("Content-Length", "Content-Encoding", "Transfer-Encoding"):
+            headers.discard(name)  # the body below is whole and already decoded
+        return urllib3.HTTPResponse(
+            body=io.BytesIO(b"".join(chunks)),
+            headers=headers,
+            status=response.status,
+            version=response.version,
+            reason=response.reason,
+            preload_content=True,
+            decode_content=False,
+            enforce_content_length=False,
+            request_method=method,
+            request_url=url,
+        )
+
+    pool_manager.request = request

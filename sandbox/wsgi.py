@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.admin import admin_rules, serve_admin
 from sandbox.faults.controls import Controls
-from sandbox.faults.rules import FaultRule
+from sandbox.faults.rules import HUGE_ANSWER_BYTES, NESTED_DEPTH, FaultRule
 from sandbox.plaid.api import PlaidApi
 from sandbox.routing import ApiRequest, ApiResponse, Page, Route, endpoint_key
 from sandbox.snaptrade.api import SnapTradeApi
@@ -117,7 +117,7 @@ class EmulatorApp:
     ) -> ApiResponse:
         if fault.fault == "drop":
             raise DropConnectionError
-        if fault.fault not in ("malformed", "missing_field"):
+        if fault.fault not in ("malformed", "missing_field", "nested", "huge"):
             return api.fault_response(fault.fault, request, fault.retry_after)
         answer = api.authenticate(request) or route.handler(request)
         if answer.status != 200:
@@ -126,6 +126,8 @@ class EmulatorApp:
             # A cut-off answer, as from a proxy that gave up half way.
             payload = answer.payload()
             return ApiResponse(200, raw=payload[: max(1, len(payload) // 2)])
+        if fault.fault in ("nested", "huge"):
+            return ApiResponse(200, raw=_with_extra_value(answer.payload(), fault.fault))
         return ApiResponse(200, _without_field(answer.body, route.required_field), answer.headers)
 
     def _api_request(
@@ -158,6 +160,21 @@ class EmulatorApp:
             now=self.clock(),
             form=request.form,
         )
+
+
+def _with_extra_value(payload: bytes, fault: str) -> bytes:
+    """The answer, still valid JSON, with one more value: deeply nested, or very long."""
+    if fault == "nested":
+        extra = b"[" * NESTED_DEPTH + b"]" * NESTED_DEPTH
+    else:
+        extra = b'"' + b"x" * max(0, HUGE_ANSWER_BYTES - len(payload)) + b'"'
+    if payload.startswith(b"{"):
+        rest = payload[1:].lstrip()
+        return b'{"extra":' + extra + (b"," if rest != b"}" else b"") + rest
+    if payload.startswith(b"["):
+        rest = payload[1:].lstrip()
+        return b"[" + extra + (b"," if rest != b"]" else b"") + rest
+    return payload
 
 
 def _without_field(body: Any, field: str) -> Any:

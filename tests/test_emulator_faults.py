@@ -24,6 +24,7 @@ from snaptrade_client import ApiException as SnapTradeApiException
 
 from sandbox import data, demo
 from sandbox.faults import Controls
+from sandbox.faults.rules import HUGE_ANSWER_BYTES, NESTED_DEPTH
 from sandbox.server import EmulatorHandle, ensure_emulator, start_emulator
 from tests.emulator_fixtures import (
     DEMO_USER,
@@ -189,6 +190,28 @@ def test_malformed_answers_200_with_a_body_that_is_not_json(
     assert answer.status_code == 200
     with pytest.raises(ValueError):
         json.loads(answer.content)
+
+
+def test_nested_answers_200_with_the_answer_and_a_value_nested_past_any_parser(
+    emulator: EmulatorHandle, controls: Controls
+):
+    controls.fail(HOLDINGS, "nested")
+    answer = _raw_plaid_holdings(emulator)
+    assert answer.status_code == 200
+    assert answer.content.startswith(b'{"extra":' + b"[" * NESTED_DEPTH + b"]" * NESTED_DEPTH)
+    assert b'"holdings":' in answer.content
+    with pytest.raises(RecursionError):
+        json.loads(answer.content)
+
+
+def test_huge_answers_200_with_the_answer_and_a_string_past_any_real_answer(
+    emulator: EmulatorHandle, controls: Controls
+):
+    controls.fail(HOLDINGS, "huge")
+    answer = _raw_plaid_holdings(emulator)
+    assert answer.status_code == 200
+    assert len(answer.content) >= HUGE_ANSWER_BYTES
+    assert {"extra", "holdings", "securities"} <= set(answer.json())
 
 
 def test_missing_field_drops_a_required_field(emulator: EmulatorHandle, controls: Controls):

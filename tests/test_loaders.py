@@ -155,6 +155,8 @@ PLAID_FAULTS = [
     ("503", ProviderUnavailable, "PLANNED_MAINTENANCE", 3),
     ("malformed", MalformedResponse, None, 1),
     ("missing_field", MalformedResponse, None, 1),
+    ("nested", MalformedResponse, None, 1),
+    ("huge", MalformedResponse, None, 1),
 ]
 
 
@@ -199,6 +201,8 @@ SNAPTRADE_FAULTS = [
     ("1020", TradingNotPermitted, 403, 1),
     ("malformed", MalformedResponse, None, 1),
     ("missing_field", MalformedResponse, None, 1),
+    ("nested", MalformedResponse, None, 1),
+    ("huge", MalformedResponse, None, 1),
 ]
 
 

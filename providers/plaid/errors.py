@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from core.errors import (
@@ -17,6 +16,7 @@ from core.errors import (
 )
 from core.redaction import redact_text
 from core.untrusted import quoted
+from core.untrusted_json import loads_untrusted
 from providers.calls import map_network_error, retry_after_seconds
 
 PROVIDER = "plaid"
@@ -56,7 +56,7 @@ def _plaid_error_fields(exc: Any) -> dict[str, Any]:
         body = body.decode("utf-8", "replace")
     if isinstance(body, str):
         try:
-            parsed = json.loads(body)
+            parsed = loads_untrusted(body)
         except ValueError:
             return {}
         return parsed if isinstance(parsed, dict) else {}
@@ -99,8 +99,11 @@ def map_plaid_error(exc: BaseException, endpoint: str) -> ProviderError:
             return MalformedResponse(message, **kwargs)
         return ProviderRejected(message, **kwargs)
     # plaid-python parses strictly: a missing required field is a bare TypeError,
-    # a wrong type ApiTypeError/ApiValueError; a non-JSON body a ValueError.
-    if isinstance(exc, (TypeError, ValueError, plaid.ApiTypeError, plaid.ApiValueError)):
+    # a wrong type ApiTypeError/ApiValueError; a non-JSON body a ValueError; a body nested
+    # deeper than the parser's stack a RecursionError (the same answer again: not retried).
+    if isinstance(
+        exc, (TypeError, ValueError, RecursionError, plaid.ApiTypeError, plaid.ApiValueError)
+    ):
         return MalformedResponse(
             f"Plaid answered {endpoint} with a body we cannot read: {redact_text(str(exc))[:200]}",
             provider=PROVIDER,

@@ -101,7 +101,8 @@ def map_snaptrade_error(exc: BaseException, endpoint: str) -> ProviderError:
         if status == 410:
             return ProviderRejected(f"{message}. SnapTrade has retired this endpoint.", **kwargs)
         return ProviderRejected(message, **kwargs)
-    if isinstance(exc, (ValueError, TypeError, KeyError)):
+    # A body nested deeper than the parser's stack is as unreadable as one cut short.
+    if isinstance(exc, (ValueError, TypeError, KeyError, RecursionError)):
         return MalformedResponse(
             f"SnapTrade answered {endpoint} with a body we cannot read",
             provider=PROVIDER,

@@ -17,7 +17,11 @@ ALL_ENDPOINTS = "*"
 #   "malformed"     200 with a body that is not JSON (a truncated answer)
 #   "missing_field" 200 with valid JSON lacking a field the response schema requires
 #   "drop"          the connection is closed without any response, like a dead server
-GENERIC_FAULTS = frozenset({"503", "malformed", "missing_field", "drop"})
+#   "nested"        200 with the answer plus a value nested NESTED_DEPTH arrays deep
+#   "huge"          200 with the answer plus a string making it HUGE_ANSWER_BYTES long
+GENERIC_FAULTS = frozenset({"503", "malformed", "missing_field", "drop", "nested", "huge"})
+NESTED_DEPTH = 100_000  # far deeper than any JSON parser's stack
+HUGE_ANSWER_BYTES = 24 * 1024 * 1024  # far larger than any real answer
 FAULTS_BY_PROVIDER = {
     "plaid": frozenset(PLAID_FAULTS) | GENERIC_FAULTS,
     "snaptrade": frozenset(SNAPTRADE_FAULTS) | GENERIC_FAULTS,
