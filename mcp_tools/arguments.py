@@ -80,6 +80,8 @@ def _shown(value: Any) -> str:
         text = json.dumps(value, default=str, ensure_ascii=False)
     except ValueError:
         text = repr(value)
+    except RecursionError:  # nested too deeply to write out: its kind says enough
+        text = f"a {type(value).__name__} nested too deeply"
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app, jsonify, request, url_for
@@ -10,6 +11,9 @@ from core.errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
     from services.composition import Services
+
+# ASCII digits only: str.isdigit() also accepts "²" and "١", which int() refuses or reads.
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
 
 
 def services() -> Services:
@@ -26,7 +30,7 @@ def wants_json() -> bool:
 
 def whole_number(text: str, name: str) -> int:
     """A query-string number, or a clear 400 naming the parameter."""
-    if not text.strip().lstrip("-").isdigit() or len(text) > 12:
+    if _WHOLE_NUMBER.fullmatch(text.strip()) is None:
         raise InvalidInput(f"{name} {text[:40]!r} is not a whole number", field=name)
     return int(text)
 
