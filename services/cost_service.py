@@ -16,7 +16,7 @@ browser, or why it cannot be done there.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,7 @@ class CostService:
         fees: Fees,
         environments: Mapping[str, str] | None = None,
         savings: RefreshSavings | None = None,
+        failed_key_lookups: Callable[[], int] | None = None,
     ) -> None:
         self._access = access
         self._connections = connections
@@ -64,6 +65,9 @@ class CostService:
         # exists at it is still billed, and the report says how to end that.
         self.environments = dict(environments or {})
         self._savings = savings
+        # Plaid verification key lookups that found no key: not in the ledger (nothing
+        # billed), but shown, so a flood of made-up key ids is visible.
+        self._failed_key_lookups = failed_key_lookups or (lambda: 0)
 
     def report(self) -> dict[str, Any]:
         fees = self.fees
@@ -166,6 +170,7 @@ class CostService:
                 "refresh_calls_usd": plaid_calls,
                 "holdings_calls_avoided_last_30_days": avoided.get("plaid", 0),
                 **_cooldown_counts(cooled.get("plaid")),
+                "webhook_key_lookups_failed_last_30_days": self._failed_key_lookups(),
             },
             "snaptrade": {
                 "environment": self.environments.get("snaptrade"),

@@ -40,6 +40,7 @@ def build_costs(
     ledger: SqlCallLedger,
     positions: PositionService,
     savings: RefreshSavings,
+    failed_key_lookups: Callable[[], int],
 ) -> CostService:
     return CostService(
         access,
@@ -53,4 +54,5 @@ def build_costs(
         ),
         environments=settings.provider_envs,
         savings=savings,
+        failed_key_lookups=failed_key_lookups,
     )

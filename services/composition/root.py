@@ -290,6 +290,7 @@ class Services:
             ledger=self.ledger,
             positions=self.positions,
             savings=self.savings,
+            failed_key_lookups=lambda: self.webhooks.plaid_keys.failed_lookups(),
         )
 
     @cached_property
