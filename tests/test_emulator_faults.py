@@ -214,6 +214,21 @@ def test_huge_answers_200_with_the_answer_and_a_string_past_any_real_answer(
     assert {"extra", "holdings", "securities"} <= set(answer.json())
 
 
+def test_a_request_body_nested_past_the_parser_is_plaids_invalid_body(emulator: EmulatorHandle):
+    answer = requests.post(
+        f"{emulator.plaid_url}/investments/holdings/get",
+        data=b"[" * 60_000,
+        headers={
+            "Content-Type": "application/json",
+            "PLAID-CLIENT-ID": demo.PLAID_CLIENT_ID,
+            "PLAID-SECRET": demo.PLAID_SECRET,
+        },
+        timeout=5,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error_code"] == "INVALID_BODY"
+
+
 def test_missing_field_drops_a_required_field(emulator: EmulatorHandle, controls: Controls):
     controls.fail(HOLDINGS, "missing_field")
     answer = _raw_plaid_holdings(emulator)
