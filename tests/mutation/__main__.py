@@ -95,12 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"could not copy the tree: {exc}", file=sys.stderr)
             return 2
         if args.check:
-            stale = [m for m in chosen if applicable(copy, m) is None]
+            stale = [
+                m
+                for m in chosen
+                if applicable(copy, m) is None or test_files(copy, m.tests) is None
+            ]
             for mutation in chosen:
                 print(f"{'stale' if mutation in stale else 'ok':<6} {mutation.name}")
             return 0
         if not args.no_baseline:
-            tests = sorted({path for m in chosen for path in m.tests})
+            tests = sorted({t for m in chosen for t in test_files(copy, m.tests) or ()})
             print(f"baseline: {len(tests)} test file(s), unmutated ...", flush=True)
             result, seconds, tail = run_tests(copy, tests, args.timeout * len(tests))
             if result != "survived":
@@ -162,30 +166,57 @@ def copy_tree(target: Path, *, worktree: bool) -> None:
             shutil.copy2(source, target / name)
 
 
-def applicable(copy: Path, mutation: Mutation) -> tuple[str, str] | None:
-    """The file's text and its mutant, or None when no original is in it exactly once."""
-    path = copy / mutation.path
-    if not path.is_file():
-        return None
-    original = path.read_text(encoding="utf-8")
+def applicable(copy: Path, mutation: Mutation) -> tuple[Path, str, str] | None:
+    """Where the mutation applies, the file's text and its mutant; None when no original
+    is in its file exactly once. A guard whose module moved is looked for by its text in
+    every other module of the tree (not the tests): found in exactly one, it applies there.
+    """
+    named = copy / mutation.path
+    modules = [p for p in copy.rglob("*.py") if "tests" not in p.relative_to(copy).parts]
     for before, after in mutation.alternatives:
-        if original.count(before) == 1:
-            return original, original.replace(before, after)
+        if named.is_file():
+            text = named.read_text(encoding="utf-8")
+            if text.count(before) == 1:
+                return named, text, text.replace(before, after)
+            if before in text:
+                continue  # more than once in its own module: ambiguous
+        holders = [(p, t) for p in modules if before in (t := p.read_text(encoding="utf-8"))]
+        if len(holders) == 1 and holders[0][1].count(before) == 1:
+            path, text = holders[0]
+            return path, text, text.replace(before, after)
     return None
+
+
+def test_files(copy: Path, tests: Sequence[str]) -> list[str] | None:
+    """The tests' paths in the copy; a test file that moved is found by its name."""
+    found = []
+    for test in tests:
+        name, _, node = test.partition("::")
+        if (copy / name).is_file():
+            found.append(test)
+            continue
+        moved = sorted((copy / "tests").rglob(Path(name).name))
+        if len(moved) != 1:
+            return None
+        found.append(str(moved[0].relative_to(copy)) + (f"::{node}" if node else ""))
+    return found
 
 
 def run_mutant(copy: Path, mutation: Mutation, timeout: float) -> Outcome:
     texts = applicable(copy, mutation)
-    if texts is None:
-        return Outcome(mutation, "stale", 0.0, "its original text is not in the file once")
-    original, mutant = texts
-    path = copy / mutation.path
+    tests = test_files(copy, mutation.tests)
+    if texts is None or tests is None:
+        why = "its original text is not in one module once" if texts is None else "tests gone"
+        return Outcome(mutation, "stale", 0.0, why)
+    path, original, mutant = texts
     path.write_text(mutant, encoding="utf-8")
     try:
-        result, seconds, tail = run_tests(copy, mutation.tests, timeout)
+        result, seconds, tail = run_tests(copy, tests, timeout)
     finally:
         path.write_text(original, encoding="utf-8")
-    return Outcome(mutation, result, seconds, tail if result == "broken" else "")
+    where = str(path.relative_to(copy))
+    detail = tail if result == "broken" else ("" if where == mutation.path else f"in {where}")
+    return Outcome(mutation, result, seconds, detail)
 
 
 def run_tests(copy: Path, tests: Sequence[str], timeout: float) -> tuple[str, float, str]:
@@ -224,7 +255,7 @@ def render(outcomes: Sequence[Outcome]) -> str:
         "|---|---|---|---|---|",
         *(
             f"| {o.mutation.name} | `{o.mutation.path}` | **{o.result}** | {o.seconds:.0f} | "
-            f"{o.mutation.breaks} |"
+            f"{o.mutation.breaks}{' (' + o.detail + ')' if o.detail.startswith('in ') else ''} |"
             for o in outcomes
         ),
         "",

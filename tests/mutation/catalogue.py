@@ -26,15 +26,23 @@ def one(
     return Mutation(name, path, ((original, mutated),), tests, breaks)
 
 
-TRADING = ("tests/test_order_claims.py", "tests/test_trading.py")
-LIMITS = ("tests/test_order_limits.py",)
+TRADING = (
+    "tests/test_order_claims.py",
+    "tests/test_trading.py",
+    "tests/trading/test_order_guards.py",
+)
+LIMITS = ("tests/test_order_limits.py", "tests/trading/test_order_guards.py")
 REDACTION = ("tests/test_redaction_patterns.py", "tests/test_secrets_everywhere.py")
 UNTRUSTED = ("tests/test_untrusted_text.py",)
 WEBHOOKS = ("tests/test_webhooks.py", "tests/test_webhook_deliveries.py")
 DUPLICATES = ("tests/test_webhook_duplicates.py", "tests/test_webhooks.py")
 LOGIN = ("tests/test_sessions.py", "tests/test_web_auth.py")
 CURSORS = ("tests/test_cursor_forgery.py", "tests/test_position_pages.py")
-FX = ("tests/test_fx_rates.py", "tests/test_portfolio_values.py")
+FX = (
+    "tests/test_fx_rates.py",
+    "tests/test_portfolio_values.py",
+    "tests/fx/test_rate_conversion.py",
+)
 GAINS = ("tests/test_portfolio_values.py",)
 CACHE = ("tests/test_position_service.py", "tests/test_crash_safety.py")
 MIGRATION = ("tests/test_holdings_comparison.py", "tests/test_migration.py")
