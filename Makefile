@@ -48,7 +48,7 @@ bench: $(STAMP)  ## performance, load and fault-recovery figures for the README
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Not in CI. Each named one-line mutation of a guard (tests/mutation/catalogue.py) runs against
-# its area's tests in a private copy of HEAD; about half an hour on two cores. Options:
+# its area's tests in a private copy of HEAD; about ten minutes on two cores. Options:
 # make mutate MUTATE_ARGS="--only webhook- --timeout 120" (or --worktree, --check, --list:
 # python -m tests.mutation --help). TEST_DATABASE_URL, if set, adds the Postgres cases.
 mutate: $(STAMP)  ## which mutants of the money, secret and data guards survive their tests

@@ -245,6 +245,12 @@ def run_tests(copy: Path, tests: Sequence[str], timeout: float) -> tuple[str, fl
     return result, seconds, tail
 
 
+def where(outcome: Outcome) -> str:
+    """The module the mutant was made in (the catalogue's, unless the guard moved)."""
+    moved = outcome.detail.startswith("in ")
+    return outcome.detail.removeprefix("in ") if moved else outcome.mutation.path
+
+
 def render(outcomes: Sequence[Outcome]) -> str:
     counts = {
         r: sum(o.result == r for o in outcomes)
@@ -254,8 +260,8 @@ def render(outcomes: Sequence[Outcome]) -> str:
         "| mutation | file | outcome | seconds | what it breaks |",
         "|---|---|---|---|---|",
         *(
-            f"| {o.mutation.name} | `{o.mutation.path}` | **{o.result}** | {o.seconds:.0f} | "
-            f"{o.mutation.breaks}{' (' + o.detail + ')' if o.detail.startswith('in ') else ''} |"
+            f"| {o.mutation.name} | `{where(o)}` | **{o.result}** | {o.seconds:.0f} | "
+            f"{o.mutation.breaks} |"
             for o in outcomes
         ),
         "",
