@@ -1,6 +1,6 @@
 """Helpers for the emulator tests: real SDK clients, a movable clock, contract checks.
 
-Imported explicitly by tests/test_emulator_*.py and tests/test_request_contract.py
+Imported explicitly by tests/test_emulator_*.py and tests/providers/test_request_contract.py
 (this is not a conftest).
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import ipaddress
 import json
 import re
@@ -136,8 +137,25 @@ class AnswerTap:
 
         def recording_request(pool: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             response = original(pool, method, url, *args, **kwargs)
-            self.answers.append((method, url, response.status, response.data))
-            return response
+            if kwargs.get("preload_content") is not False:
+                self.answers.append((method, url, response.status, response.data))
+                return response
+            # A caller that reads the answer itself gets it whole, as if untouched.
+            body = response.read()
+            response.release_conn()
+            self.answers.append((method, url, response.status, body))
+            return urllib3.HTTPResponse(
+                body=io.BytesIO(body),
+                headers=urllib3.HTTPHeaderDict(
+                    {k: v for k, v in response.headers.items() if k.lower() != "content-encoding"}
+                ),
+                status=response.status,
+                reason=response.reason,
+                preload_content=False,
+                decode_content=False,
+                request_method=method,
+                request_url=url,
+            )
 
         monkeypatch.setattr(urllib3.PoolManager, "request", recording_request)
 

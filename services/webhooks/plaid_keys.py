@@ -49,6 +49,10 @@ WAIT_POLLS = 30
 WAIT_SECONDS = 0.1
 
 
+class _OverBudget(Exception):
+    """The minute's lookups are spent: the claim just made is rolled back."""
+
+
 class PlaidKeyStore:
     def __init__(
         self,
@@ -111,45 +115,57 @@ class PlaidKeyStore:
     # --- claiming a lookup ------------------------------------------------------------
 
     def _claim(self, kid: str) -> str:
-        """``mine`` (this process looks it up), ``wait`` (another does), or why not."""
+        """``mine`` (this process looks it up), ``wait`` (another does), or why not.
+
+        Each transaction writes before it reads: the claim is made first and counted
+        against the minute's budget after (taken back when over it). On SQLite, a
+        transaction that read first could not write once another process had written."""
         now = self._clock()
-        with self._engine.begin() as conn:
-            if self._lookups_last_minute(conn, now) >= LOOKUPS_PER_MINUTE:
-                return "too many Plaid key lookups this minute; deliver again later"
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        insert(PlaidWebhookKey).values(
-                            kid=kid, outcome=PENDING, looked_up_at=now, failed_lookups=0
-                        )
+        try:
+            with self._engine.begin() as conn:
+                if self._insert_pending(conn, kid, now) or self._retake(conn, kid, now):
+                    if self._lookups_last_minute(conn, now) > LOOKUPS_PER_MINUTE:
+                        raise _OverBudget
+                    return "mine"
+                row = conn.execute(
+                    select(PlaidWebhookKey.outcome, PlaidWebhookKey.looked_up_at).where(
+                        PlaidWebhookKey.kid == kid
                     )
-                return "mine"
-            except IntegrityError:
-                pass
-            row = conn.execute(
-                select(PlaidWebhookKey.outcome, PlaidWebhookKey.looked_up_at).where(
-                    PlaidWebhookKey.kid == kid
+                ).one_or_none()
+        except _OverBudget:  # the transaction, and so the claim, was rolled back
+            return "too many Plaid key lookups this minute; deliver again later"
+        if row is not None and row.outcome == FAILED:
+            return "Plaid knew no verification key of this kid a moment ago"
+        return "wait"  # found, being looked up by another process, or deleted meanwhile
+
+    def _insert_pending(self, conn: Connection, kid: str, now: datetime) -> bool:
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(PlaidWebhookKey).values(
+                        kid=kid, outcome=PENDING, looked_up_at=now, failed_lookups=0
+                    )
                 )
-            ).one_or_none()
-            if row is None:
-                return "wait"  # deleted meanwhile: try again
-            if row.outcome == FOUND:
-                return "wait"
-            since = now - as_utc(row.looked_up_at)
-            if row.outcome == PENDING and since < PENDING_LEASE:
-                return "wait"
-            if row.outcome == FAILED and since < RETRY_FAILED_AFTER:
-                return "Plaid knew no verification key of this kid a moment ago"
-            taken = conn.execute(
-                update(PlaidWebhookKey)
-                .where(
-                    PlaidWebhookKey.kid == kid,
-                    PlaidWebhookKey.outcome == row.outcome,
-                    PlaidWebhookKey.looked_up_at == row.looked_up_at,
-                )
-                .values(outcome=PENDING, looked_up_at=now)
-            ).rowcount
-            return "mine" if taken == 1 else "wait"
+        except IntegrityError:
+            return False
+        return True
+
+    def _retake(self, conn: Connection, kid: str, now: datetime) -> bool:
+        """Claim a kid whose last lookup failed long enough ago, or whose claimant stopped."""
+        retaken = conn.execute(
+            update(PlaidWebhookKey)
+            .where(
+                PlaidWebhookKey.kid == kid,
+                or_(
+                    (PlaidWebhookKey.outcome == FAILED)
+                    & (PlaidWebhookKey.looked_up_at <= now - RETRY_FAILED_AFTER),
+                    (PlaidWebhookKey.outcome == PENDING)
+                    & (PlaidWebhookKey.looked_up_at <= now - PENDING_LEASE),
+                ),
+            )
+            .values(outcome=PENDING, looked_up_at=now)
+        ).rowcount
+        return retaken == 1
 
     def _reclaim_found(self, kid: str) -> bool:
         """Whether this process re-checks a found key (one process a day does)."""
