@@ -12,7 +12,7 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-# axe-core for tests/test_accessibility.py, from the npm registry at the version its lock file
+# axe-core for tests/surfaces/test_accessibility.py, from the npm registry at the version its lock file
 # pins, into a gitignored node_modules/. Without npm that test skips locally (CI fails it).
 AXE_DIR := tests/accessibility
 AXE_STAMP := $(AXE_DIR)/node_modules/.installed

@@ -24,8 +24,8 @@ from routes.environment import install_environment_banner
 from routes.origin import install_origin_notice
 from routes.provider_text import install_provider_text_rules
 from routes.security import install_security
-from services.auth import load_or_create_secret_key
 from services.composition import Services, build_services
+from services.web_access.auth import load_or_create_secret_key
 from settings import PROJECT_ROOT, load_settings
 
 

@@ -39,7 +39,7 @@ from providers.plaid.holdings import load_plaid_positions as _load_positions
 from providers.plaid.items import institution_slug_of
 from providers.plaid.linking import public_token_from_link
 from services.composition import Services, configured_secret_store, configured_services
-from services.plaid_items import record_item_removed
+from services.linking.removal import record_item_removed
 
 __all__ = [
     "APP_CREDENTIAL_CODES",

@@ -94,7 +94,7 @@ def stored(services: Any) -> int:
 
 
 def _user_id(services: Any) -> int:
-    from services.users import user_id_for
+    from services.storage.users import user_id_for
 
     user_id = user_id_for(services.engine, services.user_email)
     assert user_id is not None

@@ -2,7 +2,7 @@
 and portfolios of any size.
 
 A portfolio of N positions is the demo's SnapTrade rows plus synthetic Plaid rows,
-stored through :class:`services.position_service.PositionService` with a fetcher
+stored through :class:`services.positions.service.PositionService` with a fetcher
 that returns them (:func:`set_portfolio_size`): the rows are replaced in one
 transaction that moves Plaid's cache generation, exactly as a real refresh does,
 so every process (ours, the stdio server) serves a view of the new rows.
@@ -78,7 +78,7 @@ def database(kind: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite:///{folder}/bench.db"
         return
-    from services.db import temporary_postgres_database
+    from services.storage.db import temporary_postgres_database
 
     server = database_server()
     assert server, "Postgres figures need BENCH_DATABASE_URL or TEST_DATABASE_URL"
@@ -89,7 +89,7 @@ def database(kind: str) -> Iterator[str]:
 def build(database_url: str, emulator: Any, clock: Clock, instance: Path) -> Any:
     """The service layer on ``database_url`` (migrated), talking to ``emulator``."""
     from services.composition import build_services
-    from services.db import make_engine, upgrade_schema
+    from services.storage.db import make_engine, upgrade_schema
     from settings import load_settings
 
     settings = load_settings(
@@ -139,7 +139,7 @@ class SyntheticFetcher:
 
     def __call__(self, *, automatic: bool) -> Any:
         from core.normalized import NormalizedPosition
-        from services.position_fetchers import ProviderFetch
+        from services.positions.fetchers import ProviderFetch
 
         as_of = datetime.now(UTC).replace(microsecond=0)
         positions = []
@@ -176,7 +176,7 @@ def set_portfolio_size(services: Any, total: int) -> int:
 
     ``total`` equal to what is cached changes nothing (the demo stays as fetched). Returns
     the number of positions now cached."""
-    from services.position_service import PositionService
+    from services.positions.service import PositionService
 
     rows = services.positions.get_cached_positions()
     if total == len(rows):

@@ -70,7 +70,7 @@ class Clock:
 
 def build(database_url: str, emulator: Any, clock: Clock, instance: Path, **env: str) -> Any:
     from services.composition import build_services
-    from services.db import make_engine, upgrade_schema
+    from services.storage.db import make_engine, upgrade_schema
     from settings import load_settings
 
     settings = load_settings(

@@ -23,7 +23,7 @@ def outage(
     services: Any, emulator: Any, clock: Clock, minutes: int, every_s: int
 ) -> dict[str, Any]:
     """Both providers down for ``minutes`` with an expired cache; reads every ``every_s`` s."""
-    from services.position_service import PositionService
+    from services.positions.service import PositionService
 
     controls = emulator.controls
     controls.clear()

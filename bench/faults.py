@@ -151,7 +151,7 @@ def run_on(kind: str) -> dict[str, Any]:
     if kind == "sqlite":
         with tempfile.TemporaryDirectory(prefix="bh-faults-db-") as folder:
             return run(f"sqlite:///{folder}/faults.db")
-    from services.db import temporary_postgres_database
+    from services.storage.db import temporary_postgres_database
 
     server = database_server()
     if not server:

@@ -32,7 +32,7 @@ ANSWER_LIMIT_BYTES = 100_000
 
 def measure(services: Any, size: int, *, repeat: int, cold_repeat: int) -> dict[str, Any]:
     """Cold and warm answer times and sizes at ``size`` positions (the cache set to it)."""
-    from services.position_views import PositionViews
+    from services.positions.views import PositionViews
 
     positions = set_portfolio_size(services, size)
     figures: dict[str, Any] = {"positions": positions, "formats": {}}

@@ -66,7 +66,7 @@ def run_load(database_url: str, config: LoadConfig, *, python: str = sys.executa
     import secrets
 
     from sandbox import data, demo
-    from services.db import make_engine, upgrade_schema
+    from services.storage.db import make_engine, upgrade_schema
 
     engine = make_engine(database_url)
     try:
@@ -105,7 +105,7 @@ def database_server() -> str | None:
 
 
 def run_on_temporary_database(server_url: str, config: LoadConfig) -> LoadResult:
-    from services.db import temporary_postgres_database
+    from services.storage.db import temporary_postgres_database
 
     with temporary_postgres_database(server_url, "bh_load") as url:
         return run_load(url, config)

@@ -20,8 +20,8 @@ import click
 from flask import Flask
 
 from core.errors import BrokerageHubError
-from services.db_outage import database_outage
-from services.readiness import require_secret_store
+from services.storage.outage import database_outage
+from services.storage.readiness import require_secret_store
 
 # Commands that never read the secret store: they run whatever state it is in.
 RUN_WITHOUT_SECRET_STORE = frozenset({"migrate"})

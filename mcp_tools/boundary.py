@@ -63,7 +63,7 @@ def tool_error(exc: BaseException) -> ToolError:
 def _database_outage(exc: BaseException) -> BrokerageHubError | None:
     if "sqlalchemy" not in sys.modules:
         return None  # no database was used, so none failed (and the import stays lazy)
-    from services.db_outage import database_outage
+    from services.storage.outage import database_outage
 
     return database_outage(exc)
 

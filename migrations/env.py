@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from services.db import make_engine
 from services.models import Base
+from services.storage.db import make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,6 +1,6 @@
 """Logging in and out (one user, from the settings).
 
-A successful login also leaves a device cookie (``services.login_devices``): sent back
+A successful login also leaves a device cookie (``services.web_access.devices``): sent back
 with later logins from the same browser, it gives that browser its own budget of
 attempts, so guesses from elsewhere cannot lock its owner out. HttpOnly, SameSite=Lax,
 Secure under the same rule as the session cookie, sent only to the login page, and
@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from routes.common import error_response, services, wants_json
 from routes.security import log_in, log_out, public, safe_next_url
-from services.login_brake import TooManyLoginAttempts
+from services.web_access.brake import TooManyLoginAttempts
 
 bp = Blueprint("auth", __name__)
 DEVICE_COOKIE = "brokerage_hub_device"

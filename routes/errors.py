@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from core.errors import BrokerageHubError, Unavailable, bounded_message
 from routes.common import wants_json
-from services.db_outage import database_outage
+from services.storage.outage import database_outage
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from flask import Blueprint, jsonify
 
 from routes.common import services
 from routes.security import public
-from services.readiness import check_readiness
+from services.storage.readiness import check_readiness
 
 bp = Blueprint("health", __name__)
 

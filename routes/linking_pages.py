@@ -7,7 +7,7 @@ from typing import Any
 from flask import flash, render_template
 
 from routes.common import services
-from services.connection_overview import connections_overview
+from services.connections.overview import connections_overview
 
 PROVIDER_NAMES = {"plaid": "Plaid", "snaptrade": "SnapTrade"}
 

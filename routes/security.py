@@ -7,7 +7,7 @@
   session's CSRF token, in the ``csrf_token`` form field or the ``X-CSRF-Token``
   header, unless its view is marked :func:`csrf_exempt` (provider webhooks, which
   prove themselves with a signature instead).
-* Being logged in is a server-side session (``services.web_sessions``): the
+* Being logged in is a server-side session (``services.web_access.sessions``): the
   signed cookie carries its random id, checked against the database on every
   request, so logging out, a new password, idling and the absolute lifetime end it
   for every worker at once.

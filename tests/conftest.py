@@ -53,7 +53,7 @@ def retry_sleeps() -> list[float]:
 @pytest.fixture(autouse=True)
 def _fresh_redaction_registry() -> None:
     """Each test registers its own credentials, as a new process would: none is masked by luck."""
-    from services.redaction import forget_registered_secrets
+    from core.redaction import forget_registered_secrets
 
     forget_registered_secrets()
 
@@ -81,7 +81,7 @@ def _postgres_url_or_skip() -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty Postgres database for one test, dropped afterwards."""
-    from services.db import temporary_postgres_database
+    from services.storage.db import temporary_postgres_database
 
     with temporary_postgres_database(_postgres_url_or_skip(), "bh_test") as url:
         yield url
@@ -125,7 +125,7 @@ def make_services(
     **env: str,
 ) -> Any:
     from services.composition import build_services
-    from services.db import make_engine, upgrade_schema
+    from services.storage.db import make_engine, upgrade_schema
 
     settings = make_settings(tmp_path, database_url, **env)
     services = build_services(
@@ -181,7 +181,7 @@ def no_secret_in_logs() -> Iterator[list[str]]:
     """Every test runs with DEBUG logging captured through the app's redacting filter."""
     import logging
 
-    from services.redaction import RedactingFilter
+    from core.redaction import RedactingFilter
 
     lines: list[str] = []
 

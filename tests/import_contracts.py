@@ -7,6 +7,11 @@ package only an external name. These types graft each listed file onto the graph
 a module with the imports it makes, then check as the stock contract does. pyproject.toml
 names them under ``contract_types``; ``lint-imports`` (``make check``) loads them from here.
 
+``area_surfaces`` keeps the areas of one package (``services/positions``, ``services/costs``,
+...) to each other's public names: a module of one area may import another area's package
+(the names its ``__init__`` offers) but none of its modules. So an area can rearrange its
+own modules without reaching into anyone else's.
+
 ``root_acyclic`` is one more: no import cycle anywhere in the graph, where grimp's
 siblings-only check (``acyclic_siblings``) cannot look: between a package's ``__init__`` and
 its own modules, and across any number of packages.
@@ -26,6 +31,7 @@ from importlinter.contracts.forbidden import ForbiddenContract
 from importlinter.contracts.independence import IndependenceContract
 from importlinter.contracts.layers import LayersContract
 from importlinter.contracts.protected import ProtectedContract
+from importlinter.domain import fields
 from importlinter.domain.contract import Contract, ContractCheck
 
 
@@ -257,7 +263,53 @@ class RootAcyclicContract(_GraftsRootModules, _Acyclic):
     counting ``from <package> import <name>`` as an import of the package's ``__init__``."""
 
 
+class AreaSurfacesContract(Contract):
+    """Each area (a package directly under ``container``) imports another area only through
+    that area's package, never one of its modules. ``exempt`` areas (the composition root,
+    which builds every area's parts) may import anything; ``shared`` packages (the schema)
+    may be imported module by module."""
+
+    container = fields.StringField()
+    exempt = fields.ListField(subfield=fields.StringField(), required=False)
+    shared = fields.ListField(subfield=fields.StringField(), required=False)
+
+    def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
+        container = str(self.container)
+        depth = container.count(".") + 1
+        exempt = {str(name) for name in (self.exempt or [])}
+        shared = {str(name) for name in (self.shared or [])}
+        breaches = []
+        for importer in sorted(graph.find_descendants(container)):
+            parts = importer.split(".")
+            if len(parts) <= depth + 1 or parts[depth] in exempt:
+                continue  # a module at the top of the container, or of an exempt area
+            for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+                theirs = imported.split(".")
+                if (
+                    theirs[:depth] != parts[:depth]
+                    or len(theirs) <= depth + 1
+                    or theirs[depth] in (parts[depth], *shared)
+                ):
+                    continue
+                for detail in graph.get_import_details(importer=importer, imported=imported):
+                    breaches.append(
+                        (importer, imported, detail["line_number"], detail["line_contents"])
+                    )
+        return ContractCheck(kept=not breaches, warnings=[], metadata={"breaches": breaches})
+
+    def render_broken_contract(self, check: ContractCheck) -> None:
+        for importer, imported, line, text in check.metadata["breaches"]:
+            area = ".".join(imported.split(".")[: str(self.container).count(".") + 2])
+            output.print_error(
+                f"{importer} imports {imported}, a module of another area: import its "
+                f"names from {area} (and name them in its __init__)"
+            )
+            output.print(f"- l.{line}: {text}")
+            output.new_line()
+
+
 __all__ = [
+    "AreaSurfacesContract",
     "RootAcyclicContract",
     "RootForbiddenContract",
     "RootIndependenceContract",

@@ -1,6 +1,6 @@
 """Helpers for the web tests: an app on the test services, a password, a logged-in client.
 
-Imported explicitly by tests/test_web*.py (this is not a conftest).
+Imported explicitly by tests/surfaces/test_web*.py (this is not a conftest).
 """
 
 from __future__ import annotations

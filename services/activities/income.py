@@ -12,7 +12,7 @@ from typing import Any
 
 from core.errors import InvalidInput
 from services.activities.requests import checked_span
-from services.fx.history import RateHistory
+from services.fx import RateHistory
 
 PERIODS = (
     "this_month",

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.activities import NormalizedActivity
 from services.clock import Clock, as_utc
 from services.models import ActivityRow, ActivitySync
-from services.users import ensure_user, user_id_for
+from services.storage import ensure_user, user_id_for
 
 # The sync-state row that says when a provider's sources were listed, not a source.
 LISTED = "*"

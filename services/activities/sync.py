@@ -26,7 +26,7 @@ from providers.snaptrade.activities import (
 )
 from services.activities.store import ActivityStore, SyncState
 from services.clock import Clock
-from services.provider_access import ProviderAccess
+from services.connections import ProviderAccess
 from services.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)

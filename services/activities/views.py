@@ -27,7 +27,7 @@ from services.activities.requests import ActivityFilter, checked_filter
 from services.activities.store import LISTED, ActivityStore, SyncState
 from services.activities.sync import ActivitySyncer, due
 from services.clock import Clock
-from services.fx.history import RateHistory
+from services.fx import RateHistory
 from services.paging import cursor_fields, cursor_offset, generation_tag, page_fields
 
 WHAT = "activities"

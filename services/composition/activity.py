@@ -11,8 +11,8 @@ from services.activities.store import ActivityStore
 from services.activities.sync import ActivitySyncer
 from services.activities.views import ActivityViews, RateSource
 from services.clock import Clock
-from services.position_service import PositionService
-from services.provider_access import ProviderAccess
+from services.connections.provider_access import ProviderAccess
+from services.positions.service import PositionService
 from services.single_flight import SingleFlight
 from settings import Settings
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.call_ledger import SqlCallLedger
 from services.clock import Clock
-from services.connections import ConnectionRegistry
-from services.cost_service import CostService, Fees
-from services.health_service import HealthService
-from services.position_service import PositionService
-from services.provider_access import ProviderAccess
+from services.connections.health import HealthService
+from services.connections.provider_access import ProviderAccess
+from services.connections.registry import ConnectionRegistry
+from services.costs.ledger import SqlCallLedger
+from services.costs.report import CostService, Fees
+from services.positions.service import PositionService
 from services.webhooks.savings import RefreshSavings
 from settings import Settings
 

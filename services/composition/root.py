@@ -25,32 +25,32 @@ from providers.calls import RetryPolicy
 from providers.secret_stores import build_secret_store
 from providers.snaptrade.broker import SnapTradeBrokerAdapter
 from services.activities.views import ActivityViews
-from services.auth import WebAuth
 from services.background import in_a_thread
-from services.call_ledger import SqlCallLedger
 from services.clock import Clock, system_clock
 from services.composition.activity import build_activity_views
 from services.composition.clients import ProviderClients, ProviderEndpoint, endpoint_for
 from services.composition.reports import build_costs, build_health
 from services.composition.web import build_web_auth
 from services.composition.webhooks import build_positions, build_receiver, plaid_webhook_url
-from services.connections import ConnectionRegistry
-from services.cost_service import CostService
-from services.db import make_engine, schema_state, upgrade_schema
+from services.connections.health import HealthService
+from services.connections.provider_access import ProviderAccess
+from services.connections.registry import ConnectionRegistry
+from services.costs.ledger import SqlCallLedger
+from services.costs.report import CostService
 from services.fx.store import FxStore
-from services.health_service import HealthService
 from services.linking.link_store import LinkStore
 from services.linking.plaid_link import PlaidLinkService
+from services.linking.removal import PlaidItemRemoval
 from services.linking.snaptrade_portal import SnapTradePortalService
 from services.migration.runs import MigrationRuns
 from services.migration.service import MigrationService
-from services.plaid_items import PlaidItemRemoval
-from services.position_service import PositionService
-from services.position_views import PositionViews
-from services.provider_access import ProviderAccess
+from services.positions.service import PositionService
+from services.positions.views import PositionViews
 from services.single_flight import SingleFlight
+from services.storage.db import make_engine, schema_state, upgrade_schema
 from services.trading.policy import TradingPolicy
 from services.trading.service import TradeExecutionService
+from services.web_access.auth import WebAuth
 from services.webhooks.freshness import FreshnessStore
 from services.webhooks.receiver import WebhookReceiver
 from services.webhooks.savings import RefreshSavings

@@ -7,11 +7,11 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from core.secret_store import SecretStore
-from services.auth import PasswordStore, WebAuth, load_or_create_secret_key
 from services.clock import Clock
-from services.login_brake import LoginBrake
-from services.login_devices import DeviceCookies
-from services.web_sessions import SessionRules, WebSessions
+from services.web_access.auth import PasswordStore, WebAuth, load_or_create_secret_key
+from services.web_access.brake import LoginBrake
+from services.web_access.devices import DeviceCookies
+from services.web_access.sessions import SessionRules, WebSessions
 from settings import Settings
 
 

@@ -9,10 +9,10 @@ from sqlalchemy import Engine
 
 from providers.plaid.webhooks import fetch_verification_key
 from services.clock import Clock
-from services.connections import ConnectionRegistry
-from services.position_fetchers import PlaidPositionsFetcher, SnapTradePositionsFetcher
-from services.position_service import PositionFetcher, PositionService
-from services.provider_access import ProviderAccess
+from services.connections.provider_access import ProviderAccess
+from services.connections.registry import ConnectionRegistry
+from services.positions.fetchers import PlaidPositionsFetcher, SnapTradePositionsFetcher
+from services.positions.service import PositionFetcher, PositionService
 from services.webhooks.apply import EventEffects
 from services.webhooks.freshness import FreshnessStore
 from services.webhooks.plaid_keys import PlaidKeyStore

@@ -5,3 +5,13 @@ file when ``FX_RATES_URL`` is set, and used to give every total in ``BASE_CURREN
 ``quotes`` holds the value types (a rate quote, a snapshot of the rates on a date),
 ``store`` the table and its refresh, ``convert`` the conversion the views use.
 """
+
+from services.fx.convert import Converter
+from services.fx.history import RateHistory
+from services.fx.quotes import RateSnapshot
+
+__all__ = [
+    "Converter",
+    "RateHistory",
+    "RateSnapshot",
+]

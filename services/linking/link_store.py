@@ -18,7 +18,7 @@ from core.errors import NotFound
 from services.clock import Clock, as_utc
 from services.linking.common import KEEP_FOR
 from services.models import PlaidLinkSession, SnapTradePortalFlow
-from services.users import ensure_user, user_id_for
+from services.storage import ensure_user, user_id_for
 
 WAITING = "waiting"
 EXCHANGING = "exchanging"

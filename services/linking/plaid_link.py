@@ -31,7 +31,7 @@ from core.secret_names import plaid_token_name
 from providers.plaid.items import institution_slug_of
 from providers.plaid.linking import create_link_token, get_link_token, public_token_from_link
 from services.clock import Clock
-from services.connections import ConnectionRegistry
+from services.connections import ConnectionRegistry, ProviderAccess
 from services.linking.common import UrlForId, checked_web_url
 from services.linking.link_store import (
     EXCHANGING,
@@ -42,8 +42,7 @@ from services.linking.link_store import (
     PlaidLinkJob,
 )
 from services.linking.plaid_link_finish import LinkFinisher
-from services.position_service import PositionService
-from services.provider_access import ProviderAccess
+from services.positions import PositionService
 
 log = logging.getLogger(__name__)
 

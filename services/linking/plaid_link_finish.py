@@ -13,7 +13,7 @@ from core.redaction import register_secret
 from core.secret_names import plaid_token_name
 from providers.plaid.items import get_plaid_item, institution_slug_of, remove_plaid_connection
 from providers.plaid.linking import exchange_public_token, get_link_token, public_token_from_link
-from services.connections import ConnectionRegistry
+from services.connections import ConnectionRegistry, ProviderAccess
 from services.linking.link_store import (
     DONE,
     DUPLICATE,
@@ -23,8 +23,7 @@ from services.linking.link_store import (
     LinkStore,
     PlaidLinkJob,
 )
-from services.position_service import PositionService
-from services.provider_access import ProviderAccess
+from services.positions import PositionService
 
 log = logging.getLogger(__name__)
 

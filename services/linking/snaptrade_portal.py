@@ -26,10 +26,10 @@ from providers.snaptrade.connections import (
     register_snaptrade_user,
 )
 from services.clock import Clock
+from services.connections import ProviderAccess
 from services.linking.common import UrlForId, checked_authorization_id, checked_web_url
 from services.linking.link_store import UNKNOWN_FLOW, LinkStore, PortalFlow
-from services.position_service import PositionService
-from services.provider_access import ProviderAccess
+from services.positions import PositionService
 from services.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from services.clock import Clock
 from services.migration.report import MigrationReport
 from services.models import MigrationRun
 from services.models.migration import ACTIVE_STATUSES
-from services.users import ensure_user, user_id_for
+from services.storage import ensure_user, user_id_for
 
 # A run in one of these states has touched (or is touching) the provider.
 PAST_THE_GATES = ("executing", "removed", "completed")

@@ -12,14 +12,12 @@ from core.normalized import PROVIDERS, institution_display_name
 from providers.plaid.holdings import load_plaid_positions
 from providers.snaptrade.health import check_snaptrade_connection_health
 from providers.snaptrade.holdings import load_snaptrade_positions
-from services.connections import ConnectionRegistry
-from services.holdings_comparison import compare_holdings
+from services.connections import ConnectionRegistry, ProviderAccess
+from services.linking import PlaidItemRemoval
+from services.migration.comparison import compare_holdings
 from services.migration.report import MigrationReport, same_institution, validate_migration
 from services.migration.runs import MigrationInProgress, MigrationRuns
-from services.plaid_items import PlaidItemRemoval
-from services.position_service import PositionService
-from services.position_views import PositionViews
-from services.provider_access import ProviderAccess
+from services.positions import PositionService, PositionViews
 
 log = logging.getLogger(__name__)
 

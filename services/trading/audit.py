@@ -17,12 +17,12 @@ from sqlalchemy.exc import IntegrityError
 
 from core.errors import BrokerageHubError, NotFound
 from services.clock import Clock
-from services.fx.convert import Converter
+from services.fx import Converter
 from services.models import TradeOrder, TradePreview
+from services.storage import ensure_user, user_id_for
 from services.trading.limits import OrderLimits
 from services.trading.orders import PREVIEW_ID_SHAPE, OrderRequest, new_preview_id, row_hash
 from services.trading.validation import Progress
-from services.users import ensure_user, user_id_for
 
 log = logging.getLogger(__name__)
 

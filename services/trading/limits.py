@@ -28,8 +28,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, func, select
 
 from core.errors import Conflict
-from services.fx.convert import Converter
-from services.fx.quotes import RateSnapshot
+from services.fx import Converter, RateSnapshot
 from services.models import TradeOrder, TradePreview
 from services.single_flight import advisory_key
 from services.trading.orders import aware, quoted

@@ -24,8 +24,8 @@ from providers.snaptrade.connections import brokerage_name
 from providers.snaptrade.errors import map_snaptrade_trading_error
 from services.clock import Clock
 from services.models import PositionRow
+from services.storage import user_id_for
 from services.trading.orders import OrderRequest, number, parse_time, quoted
-from services.users import user_id_for
 
 
 @dataclass

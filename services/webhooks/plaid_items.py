@@ -7,8 +7,7 @@ from typing import Any
 from core.errors import BrokerageHubError, ConfigError
 from providers.plaid.items import institution_slug_of
 from providers.plaid.webhooks import update_item_webhook
-from services.connections import ConnectionRegistry
-from services.provider_access import ProviderAccess
+from services.connections import ConnectionRegistry, ProviderAccess
 
 
 def update_plaid_webhooks(

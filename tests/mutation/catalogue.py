@@ -27,26 +27,29 @@ def one(
 
 
 TRADING = (
-    "tests/test_order_claims.py",
-    "tests/test_trading.py",
+    "tests/trading/test_order_claims.py",
+    "tests/trading/test_trading.py",
     "tests/trading/test_order_guards.py",
 )
-LIMITS = ("tests/test_order_limits.py", "tests/trading/test_order_guards.py")
-REDACTION = ("tests/test_redaction_patterns.py", "tests/test_secrets_everywhere.py")
-UNTRUSTED = ("tests/test_untrusted_text.py",)
-WEBHOOKS = ("tests/test_webhooks.py", "tests/test_webhook_deliveries.py")
-DUPLICATES = ("tests/test_webhook_duplicates.py", "tests/test_webhooks.py")
-LOGIN = ("tests/test_sessions.py", "tests/test_web_auth.py")
-CURSORS = ("tests/test_cursor_forgery.py", "tests/test_position_pages.py")
+LIMITS = ("tests/trading/test_order_limits.py", "tests/trading/test_order_guards.py")
+REDACTION = (
+    "tests/security/test_redaction_patterns.py",
+    "tests/security/test_secrets_everywhere.py",
+)
+UNTRUSTED = ("tests/security/test_untrusted_text.py",)
+WEBHOOKS = ("tests/webhooks/test_webhooks.py", "tests/webhooks/test_webhook_deliveries.py")
+DUPLICATES = ("tests/webhooks/test_webhook_duplicates.py", "tests/webhooks/test_webhooks.py")
+LOGIN = ("tests/web_access/test_sessions.py", "tests/web_access/test_web_auth.py")
+CURSORS = ("tests/security/test_cursor_forgery.py", "tests/positions/test_position_pages.py")
 FX = (
-    "tests/test_fx_rates.py",
-    "tests/test_portfolio_values.py",
+    "tests/fx/test_fx_rates.py",
+    "tests/positions/test_portfolio_values.py",
     "tests/fx/test_rate_conversion.py",
 )
-GAINS = ("tests/test_portfolio_values.py",)
-CACHE = ("tests/test_position_service.py", "tests/test_crash_safety.py")
-MIGRATION = ("tests/test_holdings_comparison.py", "tests/test_migration.py")
-ACTIVITIES = ("tests/test_activities.py",)
+GAINS = ("tests/positions/test_portfolio_values.py",)
+CACHE = ("tests/positions/test_position_service.py", "tests/storage/test_crash_safety.py")
+MIGRATION = ("tests/migration/test_holdings_comparison.py", "tests/migration/test_migration.py")
+ACTIVITIES = ("tests/activities/test_activities.py",)
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- orders: confirmation, the claim, limits, the worst-case value ----------------------
@@ -292,7 +295,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # --- logins, sessions, CSRF, READ_ONLY -------------------------------------------------------
     one(
         "brake-never-engages",
-        "services/login_brake.py",
+        "services/web_access/brake.py",
         "if len(times) <= limit:",
         "if True:",
         LOGIN,
@@ -300,7 +303,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     one(
         "session-idle-forever",
-        "services/web_sessions.py",
+        "services/web_access/sessions.py",
         "or now - last_seen_at >= self.rules.idle",
         "or False",
         LOGIN,
@@ -308,7 +311,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     one(
         "session-no-absolute-lifetime",
-        "services/web_sessions.py",
+        "services/web_access/sessions.py",
         "or now - created_at >= self.rules.lifetime",
         "or False",
         LOGIN,
@@ -316,7 +319,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     one(
         "session-epoch-ignored",
-        "services/web_sessions.py",
+        "services/web_access/sessions.py",
         "session_epoch != (user_epoch or 0)",
         "False",
         LOGIN,
@@ -327,7 +330,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "routes/security.py",
         "raise CSRFError()",
         "pass",
-        ("tests/test_web_auth.py",),
+        ("tests/web_access/test_web_auth.py",),
         "a state-changing form from another site is accepted",
     ),
     one(
@@ -335,7 +338,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "mcp_tools/registration.py",
         'if self._read_only and not offered_when_read_only(kwargs.get("annotations")):',
         "if False:",
-        ("tests/test_read_only_mode.py",),
+        ("tests/trading/test_read_only_mode.py",),
         "READ_ONLY=true still offers the trading tools",
     ),
     # --- cursors ------------------------------------------------------------------------------
@@ -384,7 +387,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     one(
         "gain-zero-basis-trusted",
-        "services/portfolio_gains.py",
+        "services/positions/gains.py",
         'if basis == 0 and (position.get("market_value") or 0) != 0:',
         "if False:",
         GAINS,
@@ -392,7 +395,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     one(
         "gain-missing-basis-as-zero",
-        "services/portfolio_gains.py",
+        "services/positions/gains.py",
         "        basis = known_basis(p)\n",
         '        basis = p.get("cost_basis") or 0.0\n',
         GAINS,
@@ -401,7 +404,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # --- the position cache -------------------------------------------------------------------
     one(
         "cache-replacement-not-atomic",
-        "services/position_store.py",
+        "services/positions/store.py",
         "with self._engine.begin() as conn:\n            self._row_writer.delete_rows(",
         'with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:'
         "\n            self._row_writer.delete_rows(",
@@ -410,16 +413,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     one(
         "cache-failed-source-rows-dropped",
-        "services/position_store.py",
+        "services/positions/store.py",
         "condition.append(~or_(*keep))",
         "pass",
-        (*CACHE, "tests/test_source_refresh.py"),
+        (*CACHE, "tests/positions/test_source_refresh.py"),
         "a refresh with one failed source drops that source's rows",
     ),
     # --- migration --------------------------------------------------------------------------------
     one(
         "migration-quantities-ignored",
-        "services/holdings_comparison.py",
+        "services/migration/comparison.py",
         'elif not _close(a["quantity"], b["quantity"], tolerance):',
         "elif False:",
         MIGRATION,
