@@ -46,7 +46,9 @@ def verify_snaptrade_webhook(
         raise WebhookRejected("the SnapTrade webhook body is not JSON") from exc
     if not isinstance(payload, dict):
         raise WebhookRejected("the SnapTrade webhook body is not a JSON object")
-    if not hmac.compare_digest(signature_of(payload, consumer_key), header.strip()):
+    expected = signature_of(payload, consumer_key).encode()
+    # Compared as bytes: a header with any character is refused, never raises.
+    if not hmac.compare_digest(expected, header.strip().encode("utf-8", "replace")):
         raise WebhookRejected("the SnapTrade webhook signature does not verify")
     stamp = payload.get("eventTimestamp")
     try:

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from core.errors import WebhookRejected
 from services.clock import Clock, as_utc
 from services.models import PlaidWebhookKey
+from services.single_flight import advisory_key
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,10 @@ class PlaidKeyStore:
         now = self._clock()
         try:
             with self._engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Claims one at a time, so two never both count the minute's budget
+                    # without each other (SQLite's write lock does this already).
+                    conn.execute(select(func.pg_advisory_xact_lock(advisory_key("plaid-keys"))))
                 if self._insert_pending(conn, kid, now) or self._retake(conn, kid, now):
                     if self._lookups_last_minute(conn, now) > LOOKUPS_PER_MINUTE:
                         raise _OverBudget
@@ -199,13 +204,21 @@ class PlaidKeyStore:
         try:
             jwk = self._fetch(kid)
         except Exception as exc:  # an unknown kid, or Plaid unreachable: not verified
+            # Only this claim is settled: a key another process found meanwhile (it retook
+            # a claim whose lease passed) stays found.
+            mine = (PlaidWebhookKey.kid == kid) & (PlaidWebhookKey.outcome == PENDING)
             with self._engine.begin() as conn:
-                conn.execute(
-                    update(PlaidWebhookKey)
-                    .where(PlaidWebhookKey.kid == kid)
-                    .values(outcome=FAILED, failed_lookups=PlaidWebhookKey.failed_lookups + 1)
-                )
-            log.info("Plaid verification key lookup found no key (%s)", type(exc).__name__)
+                if getattr(exc, "retryable", False):
+                    # Plaid could not answer now (a timeout, a 5xx, a 429): the kid may be
+                    # genuine, so the claim is let go and Plaid's next delivery asks again.
+                    conn.execute(delete(PlaidWebhookKey).where(mine))
+                else:
+                    conn.execute(
+                        update(PlaidWebhookKey)
+                        .where(mine)
+                        .values(outcome=FAILED, failed_lookups=PlaidWebhookKey.failed_lookups + 1)
+                    )
+            log.info("Plaid verification key lookup failed (%s)", type(exc).__name__)
             raise WebhookRejected("the Plaid verification key could not be fetched") from exc
         self._store_found(kid, jwk)
         self._recheck_others(kid)

@@ -342,3 +342,79 @@ def test_a_retry_after_past_any_number_is_no_wait_while_seconds_are_still_read()
         assert retry_after_seconds({"Retry-After": header}) is None, header
     assert retry_after_seconds({"retry-after": "7"}) == 7.0
     assert retry_after_seconds({"Retry-After": "-3"}) == 0.0
+
+
+def _attacker_jwt(claims: dict[str, Any], kid: Any = "made-up-kid") -> str:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
+
+
+HOSTILE_CLAIM_VALUES = [
+    10**400,
+    -(10**400),
+    2**63,
+    1e308,
+    "é",
+    "\u202e\u0000",
+    "0" * 5000,
+    None,
+    True,
+    [1, [2, [3]]],
+    {"a": {"b": 1}},
+]
+
+
+def test_hostile_webhook_headers_and_claims_are_refused_with_401_never_a_500(
+    hub: Any, clock: FakeClock
+) -> None:
+    """Every header character and every claim value an outsider can choose: a Signature
+    with non-ASCII characters, an ``iat`` past any date, a body hash that is no string."""
+    import hashlib
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    app = make_app(hub, PROPAGATE_EXCEPTIONS=False)
+    client = app.test_client()
+    body = b'{"webhook_type": "HOLDINGS", "webhook_code": "DEFAULT_UPDATE", "item_id": "x"}'
+    digest = hashlib.sha256(body).hexdigest()
+    now = int(clock().timestamp())
+    headers = [
+        ("/webhooks/snaptrade", "Signature", "é"),
+        ("/webhooks/snaptrade", "Signature", "\u00ff" * 100),
+    ]
+    for value in HOSTILE_CLAIM_VALUES:
+        headers.append(
+            (
+                "/webhooks/plaid",
+                "Plaid-Verification",
+                _attacker_jwt({"iat": value, "request_body_sha256": digest}),
+            )
+        )
+        headers.append(
+            (
+                "/webhooks/plaid",
+                "Plaid-Verification",
+                _attacker_jwt({"iat": now, "request_body_sha256": value}),
+            )
+        )
+    for path, name, value in headers:
+        answer = client.post(path, data=body, headers={name: value})
+        text = answer.get_data(as_text=True)
+        assert answer.status_code == 401, (
+            f"{path} {value[:80]!r}: {answer.status_code} {text[:300]}"
+        )
+
+    latin1 = st.text(st.characters(min_codepoint=32, max_codepoint=255), min_size=1, max_size=300)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(path=st.sampled_from(sorted(WEBHOOKS)), value=latin1)
+    def any_header(path: str, value: str) -> None:
+        answer = client.post(path, data=body, headers={WEBHOOKS[path]: value})
+        assert answer.status_code in (401, 429), (path, value, answer.get_data(as_text=True)[:300])
+
+    any_header()
+    assert stored_events(hub) == 0

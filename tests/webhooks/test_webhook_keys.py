@@ -268,3 +268,60 @@ def test_housekeeping_forgets_failed_lookups_and_old_ledger_rows(
         assert receiver.plaid_keys.forget_old(conn, clock()) == 1
     assert hub.ledger.forget_old() >= 1
     assert hub.ledger.count() == 0
+
+
+def test_plaid_unreachable_during_a_lookup_lets_the_next_delivery_ask_again(
+    hub: Any, clock: FakeClock
+) -> None:
+    from core.errors import ProviderUnavailable
+
+    plaid = Plaid()
+    outage = {"left": 1}
+    genuine_fetch = plaid.key_for
+
+    def flaky(kid: str) -> dict[str, Any]:
+        if outage["left"]:
+            outage["left"] -= 1
+            plaid.lookups.append(kid)
+            raise ProviderUnavailable("Plaid is unavailable", provider="plaid")
+        return genuine_fetch(kid)
+
+    plaid.key_for = flaky  # type: ignore[method-assign]
+    receiver = worker(hub, clock, plaid)
+    body = holdings_update(n=1)
+    with pytest.raises(Exception, match="could not be fetched"):
+        receiver.receive_plaid(body, plaid.sign(body, clock()))
+
+    # Plaid delivers again a moment later (well within the window of a failed lookup).
+    clock.advance(seconds=20)
+    assert receiver.receive_plaid(body, plaid.sign(body, clock()))["status"] == "applied"
+    assert plaid.lookups == [plaid.current, plaid.current]
+    assert receiver.plaid_keys.failed_lookups() == 0
+
+
+def test_a_slow_lookup_that_fails_never_undoes_a_key_another_worker_found(
+    hub: Any, clock: FakeClock
+) -> None:
+    plaid = Plaid()
+    slow, quick = worker(hub, clock, plaid), worker(hub, clock, plaid)
+    body = holdings_update(n=1)
+
+    def slow_then_failing(kid: str) -> dict[str, Any]:
+        # While this lookup hangs past its lease, another worker retakes the claim and
+        # finds the key; then this one fails.
+        clock.advance(seconds=45)
+        later = holdings_update(n=2)
+        assert quick.receive_plaid(later, plaid.sign(later, clock()))["status"] == "applied"
+        raise LookupError(kid)
+
+    slow.plaid_keys._fetch = slow_then_failing  # type: ignore[method-assign]
+    with pytest.raises(Exception, match="could not be fetched"):
+        slow.receive_plaid(body, plaid.sign(body, clock()))
+
+    latest = holdings_update(n=3)
+    assert quick.receive_plaid(latest, plaid.sign(latest, clock()))["status"] == "applied"
+    with hub.engine.connect() as conn:
+        outcome = conn.execute(
+            select(PlaidWebhookKey.outcome).where(PlaidWebhookKey.kid == plaid.current)
+        ).scalar_one()
+    assert outcome == "found"
