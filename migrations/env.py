@@ -1,4 +1,4 @@
-"""Alembic environment: runs against the connection handed in by services.db, or the URL."""
+"""Alembic environment: runs against the connection handed in by services.storage.db, or the URL."""
 
 from __future__ import annotations
 

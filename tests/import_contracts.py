@@ -264,8 +264,9 @@ class RootAcyclicContract(_GraftsRootModules, _Acyclic):
 
 
 class AreaSurfacesContract(Contract):
-    """Each area (a package directly under ``container``) imports another area only through
-    that area's package, never one of its modules. ``exempt`` areas (the composition root,
+    """Each area (a package directly under ``container``, its ``__init__`` included, or a
+    single module there) imports another area only through that area's package, never one
+    of its modules. ``exempt`` areas (the composition root,
     which builds every area's parts) may import anything; ``shared`` packages (the schema)
     may be imported module by module."""
 
@@ -281,8 +282,8 @@ class AreaSurfacesContract(Contract):
         breaches = []
         for importer in sorted(graph.find_descendants(container)):
             parts = importer.split(".")
-            if len(parts) <= depth + 1 or parts[depth] in exempt:
-                continue  # a module at the top of the container, or of an exempt area
+            if len(parts) <= depth or parts[depth] in exempt:
+                continue  # the container itself, or a module of an exempt area
             for imported in sorted(graph.find_modules_directly_imported_by(importer)):
                 theirs = imported.split(".")
                 if (

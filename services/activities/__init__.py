@@ -5,4 +5,19 @@ SnapTrade account), ``sync`` fetches what is due (24 months the first time, then
 since the last sync, re-reading a lookback window for late corrections), ``queries``
 answers pages of activities, ``income`` sums dividends, interest and fees by period,
 month and account, and ``views`` is what the MCP tools, the CLI and the pages call.
+
+Guarantees: a failed or empty provider answer keeps the stored rows; a sync replaces its
+lookback window in one transaction and stores an activity once however often it comes;
+one call per unchanged Item or account.
 """
+
+from services.activities.store import ActivityStore
+from services.activities.sync import ActivitySyncer
+from services.activities.views import ActivityViews, RateSource
+
+__all__ = [
+    "ActivityStore",
+    "ActivitySyncer",
+    "ActivityViews",
+    "RateSource",
+]

@@ -11,11 +11,15 @@ a provider reports (ITEM_LOGIN_REQUIRED, a disabled connection) is recorded befo
 error is raised.
 """
 
+from services.connections.health import HealthService
+from services.connections.overview import connections_overview
 from services.connections.provider_access import ProviderAccess
 from services.connections.registry import ConnectionRegistry, ConnectionState
 
 __all__ = [
     "ConnectionRegistry",
     "ConnectionState",
+    "HealthService",
     "ProviderAccess",
+    "connections_overview",
 ]

@@ -7,3 +7,12 @@ savings into the cost report, with a line for each waste and how to end it.
 Guarantees: the ledger never breaks a provider call; a lookup the providers do not bill
 (a Plaid webhook key that found nothing) is counted apart, not as a call.
 """
+
+from services.costs.ledger import SqlCallLedger
+from services.costs.report import CostService, Fees
+
+__all__ = [
+    "CostService",
+    "Fees",
+    "SqlCallLedger",
+]

@@ -18,4 +18,19 @@ so and changes nothing. ``plan`` runs steps 1-4 only.
 
 ``report`` holds a run's report and argument checks, ``runs`` the stored runs, ``service``
 the steps.
+
+Guarantees: a dry run by default; one active run per institution across workers; nothing
+irreversible before the run is stored, so a run interrupted anywhere completes when run
+again.
 """
+
+from services.migration.report import validate_migration
+from services.migration.runs import MigrationInProgress, MigrationRuns
+from services.migration.service import MigrationService
+
+__all__ = [
+    "MigrationInProgress",
+    "MigrationRuns",
+    "MigrationService",
+    "validate_migration",
+]

@@ -12,12 +12,16 @@ replacement is one transaction; one fetch per Item or account however many reade
 answer says how old it is and whether it is stale.
 """
 
+from services.positions.fetchers import PlaidPositionsFetcher, SnapTradePositionsFetcher
 from services.positions.overlaps import find_overlaps
-from services.positions.service import PositionService
+from services.positions.service import PositionFetcher, PositionService
 from services.positions.views import PositionViews
 
 __all__ = [
+    "PlaidPositionsFetcher",
+    "PositionFetcher",
     "PositionService",
     "PositionViews",
+    "SnapTradePositionsFetcher",
     "find_overlaps",
 ]

@@ -8,9 +8,18 @@ Guarantees: SQLite and Postgres behave the same to the layers above; an outage i
 clear error, never a traceback.
 """
 
+from services.storage.db import make_engine, schema_state, upgrade_schema
+from services.storage.outage import database_outage
+from services.storage.readiness import check_readiness, require_secret_store
 from services.storage.users import ensure_user, user_id_for
 
 __all__ = [
+    "check_readiness",
+    "database_outage",
     "ensure_user",
+    "make_engine",
+    "require_secret_store",
+    "schema_state",
+    "upgrade_schema",
     "user_id_for",
 ]

@@ -9,3 +9,19 @@ password, on every worker.
 Guarantees: a password is checked only after an attempt was reserved; a flood from
 elsewhere never locks out a browser that has logged in before, nor the terminal.
 """
+
+from services.web_access.auth import PasswordStore, WebAuth, load_or_create_secret_key
+from services.web_access.brake import LoginBrake, TooManyLoginAttempts
+from services.web_access.devices import DeviceCookies
+from services.web_access.sessions import SessionRules, WebSessions
+
+__all__ = [
+    "DeviceCookies",
+    "LoginBrake",
+    "PasswordStore",
+    "SessionRules",
+    "TooManyLoginAttempts",
+    "WebAuth",
+    "WebSessions",
+    "load_or_create_secret_key",
+]
