@@ -50,6 +50,10 @@ GAINS = ("tests/positions/test_portfolio_values.py",)
 CACHE = ("tests/positions/test_position_service.py", "tests/storage/test_crash_safety.py")
 MIGRATION = ("tests/migration/test_holdings_comparison.py", "tests/migration/test_migration.py")
 ACTIVITIES = ("tests/activities/test_activities.py",)
+PLAID_KEYS = ("tests/webhooks/test_webhook_keys.py",)
+DEVICES = ("tests/web_access/test_login_devices.py",)
+COOLDOWN = ("tests/positions/test_refresh_cooldown.py",)
+HOSTILE = ("tests/security/test_hostile_bodies.py", "tests/security/test_hostile_cursors.py")
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- orders: confirmation, the claim, limits, the worst-case value ----------------------
@@ -285,6 +289,63 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a duplicate Plaid delivery runs its effect again while answering duplicate",
     ),
     one(
+        "webhook-snaptrade-dedupe-by-raw-body",
+        "services/webhooks/receiver.py",
+        'payload.get("webhookId") or hashlib.sha256(canonical_json(payload).encode()).hexdigest()',
+        'payload.get("webhookId") or hashlib.sha256(body).hexdigest()',
+        WEBHOOKS,
+        "a SnapTrade delivery without webhookId re-sent with other whitespace is applied again",
+    ),
+    one(
+        "webhook-plaid-claims-after-lookup",
+        "providers/plaid/webhooks.py",
+        "    _check_claims(claimed, body, now)\n",
+        "    pass\n",
+        PLAID_KEYS,
+        "a forged body or stale claims cost a Plaid key lookup before they are refused",
+    ),
+    # --- webhooks: Plaid verification keys ------------------------------------------------------
+    one(
+        "plaid-key-any-subject",
+        "services/webhooks/plaid_keys.py",
+        "if not self._knows_subject(payload):",
+        "if False:",
+        PLAID_KEYS,
+        "an unknown kid about no Item or link of this hub is looked up at Plaid",
+    ),
+    one(
+        "plaid-key-no-minute-budget",
+        "services/webhooks/plaid_keys.py",
+        "if self._lookups_last_minute(conn, now) > LOOKUPS_PER_MINUTE:",
+        "if False:",
+        PLAID_KEYS,
+        "Plaid key lookups are not held to LOOKUPS_PER_MINUTE across processes",
+    ),
+    one(
+        "plaid-key-failed-lookup-forgotten",
+        "services/webhooks/plaid_keys.py",
+        "& (PlaidWebhookKey.looked_up_at <= now - RETRY_FAILED_AFTER),",
+        "& (PlaidWebhookKey.looked_up_at <= now),",
+        PLAID_KEYS,
+        "a kid Plaid did not know is looked up again at once, not after RETRY_FAILED_AFTER",
+    ),
+    one(
+        "plaid-key-expired-accepted",
+        "services/webhooks/plaid_keys.py",
+        "if row.expired_at is not None and as_utc(row.expired_at) <= now:",
+        "if False:",
+        PLAID_KEYS,
+        "a kept key past the expired_at Plaid gave it still verifies",
+    ),
+    one(
+        "plaid-key-retryable-failure-kept",
+        "services/webhooks/plaid_keys.py",
+        'if getattr(exc, "retryable", False):',
+        "if False:",
+        PLAID_KEYS,
+        "a lookup Plaid could not answer (timeout, 5xx, 429) blocks the kid as failed",
+    ),
+    one(
         "webhook-older-event-applied",
         "services/webhooks/apply.py",
         "if newer_applied(conn, provider, subject, family, sent_at):",
@@ -326,6 +387,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a session from before a new password lives on",
     ),
     one(
+        "device-cookie-signature-unchecked",
+        "services/web_access/devices.py",
+        "if not secrets.compare_digest(signature.encode(), self._signature(body).encode()):",
+        "if False:",
+        DEVICES,
+        "a device cookie with any signature is taken as a known device",
+    ),
+    one(
         "csrf-token-unchecked",
         "routes/security.py",
         "raise CSRFError()",
@@ -351,6 +420,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         CURSORS,
         "a forged cursor with a negative offset is used",
+    ),
+    one(
+        "cursor-offset-unbounded",
+        "services/paging.py",
+        "and 0 <= offset <= MAX_OFFSET",
+        "and 0 <= offset",
+        ("tests/security/test_hostile_cursors.py",),
+        "a forged cursor with an offset past MAX_OFFSET (2**63) is used",
+    ),
+    one(
+        "json-depth-unlimited",
+        "core/untrusted_json.py",
+        "if _depth_exceeds(value, max_depth):",
+        "if False:",
+        HOSTILE,
+        "JSON nested past MAX_DEPTH (but under the parser's recursion limit) is accepted",
     ),
     one(
         "cursor-any-generation",
@@ -402,6 +487,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a missing cost basis is summed as zero cost",
     ),
     # --- the position cache -------------------------------------------------------------------
+    one(
+        "refresh-cooldown-never-applies",
+        "services/positions/cooldown.py",
+        "if cooldown <= timedelta(0) or fetched_at is None:",
+        "if True:",
+        COOLDOWN,
+        "a requested refresh calls the provider again within REFRESH_COOLDOWN_SECONDS",
+    ),
     one(
         "cache-replacement-not-atomic",
         "services/positions/store.py",
