@@ -1,7 +1,7 @@
 """Helpers for the emulator tests: real SDK clients, a movable clock, contract checks.
 
-Imported explicitly by tests/emulator/test_emulator_*.py and tests/providers/test_request_contract.py
-(this is not a conftest).
+Imported explicitly by tests/emulator/test_emulator_*.py and
+tests/providers/test_request_contract.py (this is not a conftest).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class LoginAttempt(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # the address, or device:<id> / cli:<terminal user> (services.web_access.brake says whose budget)
+    # the address, or device:<id> / cli:<terminal user>: whose budget (services.web_access.brake)
     client: Mapped[str] = mapped_column(String(64))
     account: Mapped[str] = mapped_column(String(320))  # the account being logged into
     attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
