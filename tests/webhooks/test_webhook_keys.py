@@ -325,3 +325,21 @@ def test_a_slow_lookup_that_fails_never_undoes_a_key_another_worker_found(
             select(PlaidWebhookKey.outcome).where(PlaidWebhookKey.kid == plaid.current)
         ).scalar_one()
     assert outcome == "found"
+
+
+def test_unknown_kids_about_a_known_item_cost_at_most_the_minute_budget_of_lookups(
+    hub: Any, clock: FakeClock
+) -> None:
+    plaid = Plaid()
+    receiver = worker(hub, clock, plaid)
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    for n in range(3 * LOOKUPS_PER_MINUTE):
+        body = holdings_update(n=n)
+        with pytest.raises(Exception, match="Plaid"):
+            receiver.receive_plaid(body, signed(body, clock(), attacker, f"kid-{n}"))
+    assert len(plaid.lookups) == LOOKUPS_PER_MINUTE
+
+    clock.advance(minutes=2)  # a new minute: a genuine rotation is looked up again
+    plaid.rotate(clock())
+    body = holdings_update(n=99)
+    assert receiver.receive_plaid(body, plaid.sign(body, clock()))["status"] == "applied"
