@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from core.errors import Conflict
-from sandbox import data, demo
+from sandbox import data
 from tests.conftest import FakeClock, make_services
+from tests.trading.test_order_limits import place_as_another_party
 
 SCHWAB = data.SNAPTRADE_ACCOUNT_IDS["schwab-individual"]
 SCHB = next(h for h in data.SCHWAB_INDIVIDUAL.holdings if h.ticker == "SCHB")
@@ -41,28 +42,6 @@ def hub(tmp_path: Path, database_url: str, emulator: Any, clock: FakeClock) -> I
 def place(trading: Any, side: str, quantity: float) -> dict[str, Any]:
     preview_id = trading.preview_order(SCHWAB, "SCHB", side, quantity)["preview_id"]
     return dict(trading.confirm_and_place(preview_id, via="web"))
-
-
-def place_as_another_party(hub: Any, units: float, limit: float) -> None:
-    """A SELL Limit placed at the brokerage directly (not through Brokerage Hub): stays open."""
-    client = hub.snaptrade_client()
-    user = {"user_id": demo.SNAPTRADE_USER_ID, "user_secret": demo.SNAPTRADE_USER_SECRET}
-    found = client.reference_data.symbol_search_user_account(
-        account_id=SCHWAB, substring="SCHB", **user
-    ).body
-    symbol_id = next(s["id"] for s in found if s["symbol"] == "SCHB")
-    impact = client.trading.get_order_impact(
-        account_id=SCHWAB,
-        action="SELL",
-        universal_symbol_id=symbol_id,
-        order_type="Limit",
-        time_in_force="GTC",
-        price=limit,
-        units=units,
-        **user,
-    ).body
-    placed = client.trading.place_order(trade_id=impact["trade"]["id"], **user).body
-    assert placed["status"] == "ACCEPTED"
 
 
 def test_a_preview_nobody_confirmed_is_refused_before_any_call_to_snaptrade(
