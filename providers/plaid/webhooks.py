@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import WebhookRejected
 from core.redaction import register_secret
+from core.untrusted_json import UnreadableJSON, loads_untrusted
 from providers.plaid.client import call, to_plain
 
 if TYPE_CHECKING:
@@ -133,9 +134,9 @@ def _check_claims(claims: dict[str, Any], body: bytes, now: datetime) -> float:
 
 def _payload(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise WebhookRejected("the Plaid webhook body is not JSON") from exc
+        payload = loads_untrusted(body)
+    except UnreadableJSON as exc:
+        raise WebhookRejected(f"the Plaid webhook body is not JSON we accept ({exc})") from exc
     if not isinstance(payload, dict):
         raise WebhookRejected("the Plaid webhook body is not a JSON object")
     return payload

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from core.errors import WebhookRejected
+from core.untrusted_json import UnreadableJSON, loads_untrusted
 
 MAX_AGE_SECONDS = 300
 
@@ -41,9 +42,11 @@ def verify_snaptrade_webhook(
     if not consumer_key:
         raise WebhookRejected("SNAPTRADE_CONSUMER_KEY is not set, so no signature can verify")
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise WebhookRejected("the SnapTrade webhook body is not JSON") from exc
+        # Plain JSON only (bounded depth, finite numbers): the signature check re-serializes
+        # it, and 60,000 "[" must reach no parser or serializer that recurses.
+        payload = loads_untrusted(body)
+    except UnreadableJSON as exc:
+        raise WebhookRejected(f"the SnapTrade webhook body is not JSON we accept ({exc})") from exc
     if not isinstance(payload, dict):
         raise WebhookRejected("the SnapTrade webhook body is not a JSON object")
     expected = signature_of(payload, consumer_key).encode()
